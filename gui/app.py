@@ -1,7 +1,7 @@
 """Start the GANvas window: ``run(args)`` is what ``main.py`` calls without a subcommand.
 
-``--screenshot PNG`` runs the same start-up as a user gets (device, ``--open`` image,
-later the ``--model``), waits until every start-up job has finished and the event
+``--screenshot PNG`` runs the same start-up as a user gets (device, ``--model`` with its
+first sample, ``--open`` image), waits until every start-up job has finished and the event
 loop has gone quiet, saves ``window.grab()`` and exits, so a CI machine without a
 display can check the window (the ``offscreen`` platform is chosen automatically).
 """
@@ -67,8 +67,7 @@ def run(args: argparse.Namespace) -> int:
     window.errorShown.connect(lambda title, message: errors.append(f"{title}: {message}"))
     window.start_device_job(getattr(args, "device", None))
     if getattr(args, "model", None):
-        # Loading a model at start-up will be one more runner job here, which --screenshot waits for.
-        window.statusBar().showMessage(f"--model {args.model}: model loading is not available yet", 10000)
+        window.model.load(args.model)  # a runner job like the others, so --screenshot waits for it
     if getattr(args, "open", None):
         window.open_path(args.open)
     window.show()
@@ -97,6 +96,7 @@ def _screenshot(app: QApplication, window: MainWindow, path: Path, errors: list[
         for error in errors:
             print(f"error: {error}", file=sys.stderr)
         state["code"] = 1 if errors else 0
+        window.confirm_discard = lambda: True  # a generated sample counts as unsaved; no one is there to ask
         window.close()
         window.runner.shutdown()  # in case close() was refused: never leave the worker running
         app.exit(state["code"])

@@ -9,6 +9,7 @@ worker thread). Questions to the user go through the ``choose_*`` / ``ask_*`` /
 A later panel plugs in with :meth:`MainWindow.add_panel` and runs its work with
 ``window.runner.submit(fn, ..., on_result=...)``; a result that replaces the image goes
 through ``window.edits.apply_result`` (``gui/edits.py``), which makes it one undoable step.
+The loaded generator lives in ``window.model`` (:class:`~gui.model_state.ModelState`).
 """
 
 from __future__ import annotations
@@ -37,9 +38,12 @@ from gui.canvas import Canvas
 from gui.dialogs import AboutDialog, ResizeDialog, error_box
 from gui.document import Document
 from gui.edits import ImageEdits
+from gui.generate_panel import GeneratePanel
 from gui.job_area import JobArea
 from gui.jobs import JobFailed, JobRunner
 from gui.menus import build_actions, build_menus, build_toolbar
+from gui.model_menu import ModelMenu
+from gui.model_state import CHECKPOINT_FILTER, CHECKPOINT_SUFFIXES, ModelState
 from gui.resources import SAMPLE_IMAGE
 from gui.settings import Settings
 
@@ -75,6 +79,7 @@ class MainWindow(QMainWindow):
         self.document = Document(self)
         self.canvas = Canvas(self)
         self.edits = ImageEdits(self.document, self.canvas, self.runner, self)
+        self.model = ModelState(self.runner, self)
         self.device: Any = None  # engine.device.DeviceChoice once the start-up job has run
         self.last_error_box: QMessageBox | None = None
         self.about_dialog: AboutDialog | None = None
@@ -85,7 +90,8 @@ class MainWindow(QMainWindow):
         self.setTabPosition(Qt.DockWidgetArea.AllDockWidgetAreas, QTabWidget.TabPosition.North)
 
         self.act = build_actions(self)  # not "actions": that would hide QWidget.actions()
-        self.recent_menu, self.panels_menu = build_menus(self, self.act)
+        self.recent_menu, self.panels_menu, model_menu = build_menus(self, self.act)
+        self.model_menu = ModelMenu(self, model_menu)
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self.toolbar = build_toolbar(self, self.act)
         self.toolbar.setIconSize(QSize(20, 20))
@@ -95,6 +101,8 @@ class MainWindow(QMainWindow):
         history = QUndoView(self.document.undo_stack)
         history.setEmptyLabel("Original")
         self.add_panel("History", history)
+        self.generate_panel = GeneratePanel(self.model, self.document, self.runner, self.act.open_model)
+        self.add_panel("Generate", self.generate_panel)
 
         self.document.stateChanged.connect(self._document_changed)
         self.document.pathChanged.connect(lambda _: self._update_title())
@@ -105,6 +113,7 @@ class MainWindow(QMainWindow):
         self.runner.jobFinished.connect(lambda _: self.canvas.clear_preview())
         self.runner.jobFailed.connect(self._job_failed)
         self.edits.failed.connect(self.show_error)
+        self.deviceChanged.connect(lambda choice: self.model.set_device(choice.device))
         self.edits.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.runner.jobCancelled.connect(lambda m: self.statusBar().showMessage(f"Cancelled: {m.title}", 5000))
 
@@ -147,6 +156,11 @@ class MainWindow(QMainWindow):
     def choose_open_path(self) -> Path | None:
         folder = str(self.settings.last_dir() or Path.home())
         name, _ = QFileDialog.getOpenFileName(self, "Open Image", folder, OPEN_FILTER)
+        return Path(name) if name else None
+
+    def choose_checkpoint_path(self) -> Path | None:
+        folder = str(self.settings.last_model_dir() or Path.home())
+        name, _ = QFileDialog.getOpenFileName(self, "Open Checkpoint", folder, CHECKPOINT_FILTER)
         return Path(name) if name else None
 
     def choose_save_path(self, suggestion: Path) -> Path | None:
@@ -265,15 +279,15 @@ class MainWindow(QMainWindow):
     # Drag and drop ------------------------------------------------------------------
 
     @staticmethod
-    def dropped_image_path(event: QDropEvent | QDragEnterEvent | QDragMoveEvent) -> Path | None:
-        """The first local file among the dragged URLs whose suffix GANvas can read."""
+    def dropped_path(event: QDropEvent | QDragEnterEvent | QDragMoveEvent) -> Path | None:
+        """The first local file among the dragged URLs that GANvas opens: an image or a checkpoint."""
         for url in event.mimeData().urls() if event.mimeData().hasUrls() else []:
-            if url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in READ_SUFFIXES:
+            if url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in READ_SUFFIXES + CHECKPOINT_SUFFIXES:
                 return Path(url.toLocalFile())
         return None
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if self.dropped_image_path(event) is not None:
+        if self.dropped_path(event) is not None:
             event.acceptProposedAction()
         else:
             event.ignore()
@@ -282,12 +296,15 @@ class MainWindow(QMainWindow):
         self.dragEnterEvent(event)
 
     def dropEvent(self, event: QDropEvent) -> None:
-        path = self.dropped_image_path(event)
+        path = self.dropped_path(event)
         if path is None:
             event.ignore()
             return
         event.acceptProposedAction()
-        self.open_path(path)
+        if path.suffix.lower() in CHECKPOINT_SUFFIXES:
+            self.model.load(path)
+        else:
+            self.open_path(path)
 
     # Image menu -------------------------------------------------------------------
 
@@ -355,7 +372,7 @@ class MainWindow(QMainWindow):
         path = self.document.path
         name = path.name if path else "Untitled"
         self.setWindowTitle(f"{name}[*] — GANvas" if self.document.image is not None else "GANvas")
-        self.setWindowModified(self.document.modified)
+        self.setWindowModified(self.document.modified and self.document.image is not None)  # "GANvas" has no [*]
 
     def _restore_window(self) -> None:
         geometry, state = self.settings.geometry(), self.settings.window_state()

@@ -46,6 +46,7 @@ class Actions:
     flip_horizontal: QAction
     flip_vertical: QAction
     resize: QAction
+    open_model: QAction
     about: QAction
 
     def image_actions(self) -> list[QAction]:
@@ -128,6 +129,9 @@ def build_actions(window: MainWindow) -> Actions:
         flip_horizontal=_action(window, "Flip &Horizontal", lambda: window.edits.flip(True), icon_name="flip-h"),
         flip_vertical=_action(window, "Flip &Vertical", lambda: window.edits.flip(False), icon_name="flip-v"),
         resize=_action(window, "&Resize…", window.resize_dialog, "Ctrl+Alt+I", icon_name="resize"),
+        # The Model menu's own logic lives in gui/model_menu.py, built after the actions.
+        open_model=_action(window, "Open &Checkpoint…", lambda: window.model_menu.open_dialog(), "Ctrl+Shift+O",
+                           tip="Load a generator from a .pkl, .pt, .pth or .safetensors file"),
         about=_action(window, "&About GANvas", window.show_about),
     )
     actions.about.setMenuRole(QAction.MenuRole.AboutRole)
@@ -135,8 +139,8 @@ def build_actions(window: MainWindow) -> Actions:
     return actions
 
 
-def build_menus(window: MainWindow, a: Actions) -> tuple[QMenu, QMenu]:
-    """Fill the menu bar; return the Open Recent and the Panels menus (filled later)."""
+def build_menus(window: MainWindow, a: Actions) -> tuple[QMenu, QMenu, QMenu]:
+    """Fill the menu bar; return the Open Recent, the Panels and the Model menus (filled later)."""
     bar = window.menuBar()
     file = bar.addMenu("&File")
     file.addActions([a.open, a.open_sample])
@@ -167,8 +171,11 @@ def build_menus(window: MainWindow, a: Actions) -> tuple[QMenu, QMenu]:
     image.addSeparator()
     image.addAction(a.resize)
 
+    model = bar.addMenu("&Model")
+    model.addAction(a.open_model)
+
     bar.addMenu("&Help").addAction(a.about)
-    return recent, panels
+    return recent, panels, model
 
 
 def build_toolbar(window: MainWindow, a: Actions) -> QToolBar:

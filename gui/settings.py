@@ -30,31 +30,46 @@ def open_settings(path: str | os.PathLike | None = None) -> QSettings:
 
 
 class Settings:
-    """Typed access to the few values GANvas keeps: recent files, geometry, export choices."""
+    """Typed access to the few values GANvas keeps: recent files and models, geometry, export choices."""
 
     def __init__(self, store: QSettings | None = None):
         self.store = store if store is not None else open_settings()
 
-    # Recent files -------------------------------------------------------------------
+    # Recent files and models -------------------------------------------------------
 
     def recent_files(self) -> list[Path]:
         """Most recent first; at most ``MAX_RECENT``."""
-        value = self.store.value("recent/files", [])
+        return self._paths("recent/files")
+
+    def add_recent(self, path: str | os.PathLike) -> list[Path]:
+        return self._add_path("recent/files", path)
+
+    def clear_recent(self) -> None:
+        self._set_paths("recent/files", [])
+
+    def recent_models(self) -> list[Path]:
+        """Checkpoint files loaded lately, most recent first; at most ``MAX_RECENT``."""
+        return self._paths("recent/models")
+
+    def add_recent_model(self, path: str | os.PathLike) -> list[Path]:
+        return self._add_path("recent/models", path)
+
+    def clear_recent_models(self) -> None:
+        self._set_paths("recent/models", [])
+
+    def _paths(self, key: str) -> list[Path]:
+        value = self.store.value(key, [])
         if isinstance(value, str):  # QSettings returns a lone string for one-item lists
             value = [value]
         return [Path(v) for v in (value or []) if v][:MAX_RECENT]
 
-    def add_recent(self, path: str | os.PathLike) -> list[Path]:
+    def _add_path(self, key: str, path: str | os.PathLike) -> list[Path]:
         path = Path(path).resolve()
-        files = [path] + [p for p in self.recent_files() if p != path]
-        self._set_recent(files[:MAX_RECENT])
-        return self.recent_files()
+        self._set_paths(key, ([path] + [p for p in self._paths(key) if p != path])[:MAX_RECENT])
+        return self._paths(key)
 
-    def clear_recent(self) -> None:
-        self._set_recent([])
-
-    def _set_recent(self, files: list[Path]) -> None:
-        self.store.setValue("recent/files", [str(p) for p in files])
+    def _set_paths(self, key: str, paths: list[Path]) -> None:
+        self.store.setValue(key, [str(p) for p in paths])
         self.store.sync()
 
     # Window -------------------------------------------------------------------------
@@ -80,6 +95,14 @@ class Settings:
 
     def set_last_dir(self, folder: str | os.PathLike) -> None:
         self.store.setValue("files/last_dir", str(folder))
+
+    def last_model_dir(self) -> Path | None:
+        """The folder of the last checkpoint opened (where Open Checkpoint starts)."""
+        value = self.store.value("models/last_dir", "")
+        return Path(value) if value else None
+
+    def set_last_model_dir(self, folder: str | os.PathLike) -> None:
+        self.store.setValue("models/last_dir", str(folder))
 
     def jpeg_quality(self) -> int:
         return self._int("files/jpeg_quality", 92, 1, 100)

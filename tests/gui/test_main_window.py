@@ -287,14 +287,14 @@ def test_about_box_shows_version_and_credits(window, qtbot):
 
 
 def test_panels_dock_on_the_right_and_tab_together(window, qtbot):
-    first = window.add_panel("Generate", QLabel("generate"))
+    first = window.add_panel("Edit", QLabel("edit"))
     second = window.add_panel("Upscale", QLabel("upscale"))
     for dock in (first, second):
         assert window.dockWidgetArea(dock) == Qt.DockWidgetArea.RightDockWidgetArea
     qtbot.waitUntil(lambda: second in window.tabifiedDockWidgets(first))
     titles = [a.text() for a in window.panels_menu.actions()]
-    assert titles == ["History", "Generate", "Upscale"]
-    assert len(window.findChildren(QDockWidget)) == 3
+    assert titles == ["History", "Generate", "Edit", "Upscale"]
+    assert len(window.findChildren(QDockWidget)) == 4
 
 
 def test_standard_shortcuts(window):
