@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+DEFAULT_MODEL = "house-gan"
 SETTLE_TICKS = 3  # consecutive idle polls before the window counts as settled
 POLL_MS = 50
 SCREENSHOT_TIMEOUT_S = float(os.environ.get("GANVAS_SCREENSHOT_TIMEOUT", "300"))
@@ -37,6 +38,13 @@ def _has_display() -> bool:
     if sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
         return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     return True  # Windows and macOS always have a window server
+
+
+def _default_model() -> str | None:
+    """The shipped house generator, so the app opens on a model even offline."""
+    from engine.models.catalog import available
+
+    return next((e.id for e in available() if e.id == DEFAULT_MODEL), None)
 
 
 def create_app() -> QApplication:
@@ -57,7 +65,14 @@ def run(args: argparse.Namespace) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     screenshot = getattr(args, "screenshot", None)
-    if screenshot and not os.environ.get("QT_QPA_PLATFORM") and not _has_display():
+    if not os.environ.get("QT_QPA_PLATFORM") and not _has_display():
+        if not screenshot:
+            print(
+                "error: no display found (DISPLAY and WAYLAND_DISPLAY are unset). To check the window "
+                "on a machine without a screen, run: python main.py --screenshot window.png",
+                file=sys.stderr,
+            )
+            return 1
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     app = create_app()
     from gui.main_window import MainWindow  # after the platform is chosen
@@ -66,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
     errors: list[str] = []
     window.errorShown.connect(lambda title, message: errors.append(f"{title}: {message}"))
     window.start_device_job(getattr(args, "device", None))
-    if getattr(args, "model", None):
-        window.model.load(args.model)  # a runner job like the others, so --screenshot waits for it
+    model = getattr(args, "model", None) or _default_model()
+    if model:
+        window.model.load(model)  # a runner job like the others, so --screenshot waits for it
     if getattr(args, "open", None):
         window.open_path(args.open)
     window.show()

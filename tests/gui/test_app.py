@@ -46,3 +46,9 @@ def test_screenshot_of_a_bad_image_reports_the_error(tmp_path):
     assert done.returncode == 1
     assert "broken.png: not an image file" in done.stderr
     assert load_image(shot).rgb.size > 0  # the window is still captured, showing the error in its status bar
+
+
+def test_without_a_display_the_app_explains_instead_of_aborting(tmp_path):
+    result = run_main([], tmp_path)
+    assert result.returncode == 1
+    assert "no display found" in result.stderr and "--screenshot" in result.stderr
