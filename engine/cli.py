@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", required=True, help="output image (.png or .jpg)")
     generate.add_argument("--save-latent", metavar="NPZ", default=None, help="also save the latent ws")
     generate.set_defaults(run=_generate)
+    _add_edit_command(commands)
+    _add_upscale_command(commands)
     return parser
 
 
@@ -80,6 +82,168 @@ def _generate(args: argparse.Namespace) -> int:
     if args.save_latent:
         np.savez(args.save_latent, ws=result.ws.numpy(), seed=args.seed, psi=args.psi, model=str(args.model))
     print(f"wrote {args.out} ({result.image.shape[1]} x {result.image.shape[0]}, seed {args.seed}, psi {args.psi})")
+    return 0
+
+
+def _add_edit_command(commands: argparse._SubParsersAction) -> None:
+    edit = commands.add_parser(
+        "edit", help="move a latent along a direction, or interpolate two latents",
+        description="Edit LATENT.npz (from generate --save-latent) and write an image, or a .gif/.mp4 "
+        "of an edit sweep (-S .. S) or of an interpolation.")
+    edit.add_argument("latent", metavar="LATENT.npz", help="latent file with key ws, (1, num_ws, w_dim)")
+    edit.add_argument("--model", required=True, help="model id or checkpoint file the latent belongs to")
+    edit.add_argument("--direction", default=None,
+                      help="a shipped direction name, ganspace:K, sefa:K or an InterFaceGAN boundary .npy")
+    edit.add_argument("--strength", type=float, default=1.0,
+                      help="in standard deviations of w along the direction (default 1)")
+    edit.add_argument("--layers", default=None, help="w slots A-B (inclusive), A, or coarse / middle / fine")
+    edit.add_argument("--interpolate", metavar="B.npz", default=None, help="second latent: write an interpolation")
+    edit.add_argument("--frames", type=int, default=30, help="frames of an animation (default 30)")
+    edit.add_argument("--fps", type=float, default=24.0)
+    edit.add_argument("--slerp", action="store_true", help="spherical interpolation about w_avg")
+    edit.add_argument("--out", required=True, help="output .png/.jpg, or .gif/.mp4 for an animation")
+    edit.add_argument("--save-latent", metavar="NPZ", default=None, help="also save the edited latent ws")
+    edit.set_defaults(run=_edit)
+
+
+def _read_latent(path: str, num_ws: int, w_dim: int) -> torch.Tensor:
+    import numpy as np
+    import torch
+
+    from engine.errors import check
+
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            ws = archive["ws"].astype(np.float32)
+    except (OSError, ValueError, KeyError) as exc:
+        raise GanvasError(f"{path}: not a latent file with a 'ws' array. Got: {type(exc).__name__}: {exc}") from None
+    check(ws.size == num_ws * w_dim, f"{path}: ws must be (1, {num_ws}, {w_dim}) for this model. Got: {ws.shape}")
+    return torch.from_numpy(ws.reshape(1, num_ws, w_dim))
+
+
+def _edit(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from engine.errors import check
+    from engine.images import save_image
+    from engine.models.catalog import resolve
+    from engine.models.checkpoint import load_generator
+    from engine.ops.edit import (ANIMATION_SUFFIXES, DirectionLibrary, apply_edits, export_animation,
+                                 interpolation_latents, parse_layers, sweep_latents)
+    from engine.ops.generate import render
+
+    weights = resolve(args.model)
+    G = load_generator(weights)
+    ws = _read_latent(args.latent, G.num_ws, G.w_dim)
+    animated = Path(args.out).suffix.lower() in ANIMATION_SUFFIXES
+    check((args.direction is None) != (args.interpolate is None),
+          f"give exactly one of --direction and --interpolate. Got: {args.direction!r}, {args.interpolate!r}")
+
+    def report(step: int, total: int, message: str, preview: object = None) -> None:
+        print(f"\r{message}", end="" if step < total else "\n", file=sys.stderr, flush=True)
+
+    if args.interpolate is not None:
+        check(animated, f"an interpolation is written as {' or '.join(ANIMATION_SUFFIXES)}. Got: {args.out}")
+        other = _read_latent(args.interpolate, G.num_ws, G.w_dim)
+        latents = interpolation_latents(ws, other, args.frames, args.slerp, center=G.w_avg.cpu())
+        export_animation(args.out, G, latents, args.fps, progress=report)
+        print(f"wrote {args.out} ({args.frames} frames, {'slerp' if args.slerp else 'linear'})")
+        return 0
+    layers = parse_layers(args.layers, G.num_ws) if args.layers else None
+    direction = DirectionLibrary.for_weights(G, weights).get(args.direction, layers)
+    stack = [direction.edit(args.strength, layers)]
+    if animated:
+        strengths = np.linspace(-args.strength, args.strength, args.frames).tolist()
+        export_animation(args.out, G, sweep_latents(ws, stack, 0, strengths), args.fps, progress=report)
+        print(f"wrote {args.out} ({args.frames} frames, {direction.name} from {-args.strength} to {args.strength})")
+        return 0
+    edited = apply_edits(ws, stack)
+    save_image(args.out, render(G, edited))
+    if args.save_latent:
+        np.savez(args.save_latent, ws=edited.numpy(), model=str(args.model), direction=direction.name,
+                 strength=args.strength)
+    span = f"slots {stack[0].layers[0]}-{stack[0].layers[1] - 1}" if stack[0].layers else "all slots"
+    print(f"wrote {args.out} ({direction.name}, strength {args.strength} x {direction.scale:.3g}, {span})")
+    return 0
+
+
+def _add_upscale_command(commands: argparse._SubParsersAction) -> None:
+    upscale = commands.add_parser(
+        "upscale", help="super-resolve an image or a folder of images",
+        description="Upscale INPUT (an image, or every image in a folder) with a super-resolution model "
+        "that spandrel reads (Real-ESRGAN, Compact, SwinIR, HAT, DAT, SPAN, ...). Large images run in "
+        "seamless tiles; out-of-memory falls back to smaller tiles, half precision, then the CPU.")
+    upscale.add_argument("input", metavar="INPUT", help="an image file or a folder of images")
+    upscale.add_argument("--model", required=True, help="model id (python main.py models) or a .pth/.safetensors file")
+    upscale.add_argument("--scale", type=float, default=None, help="output scale (default: the model's own)")
+    upscale.add_argument("--tile", default="auto", help="tile side in px, 0 for none, or auto (default)")
+    upscale.add_argument("--overlap", type=int, default=16, help="context px around each tile (default 16)")
+    upscale.add_argument("--tta", action="store_true", help="average the 8 flips and rotations (8x slower)")
+    upscale.add_argument("--alpha", choices=("bicubic", "model"), default="bicubic",
+                         help="how transparency is enlarged (default bicubic)")
+    upscale.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto")
+    upscale.add_argument("--out", required=True, help="output .png/.jpg, or a folder for a folder INPUT")
+    upscale.set_defaults(run=_upscale)
+
+
+def _upscale(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from engine.device import pick_device
+    from engine.errors import Cancelled, check
+    from engine.images import READ_SUFFIXES
+    from engine.models.superres import load_sr_model
+    from engine.ops.upscale import UpscaleOptions, upscale_file
+
+    check(args.tile == "auto" or args.tile.isdigit(), f"--tile must be a size in px, 0 or auto. Got: {args.tile}")
+    source, out = Path(args.input), Path(args.out)
+    check(source.exists(), f"{source}: no such file or folder")
+    if source.is_dir():
+        jobs = [p for p in sorted(source.iterdir()) if p.is_file() and p.suffix.lower() in READ_SUFFIXES]
+        check(bool(jobs), f"{source}: no images ({', '.join(READ_SUFFIXES)}) in this folder")
+        check(not out.suffix or out.is_dir(), f"a folder INPUT needs an output folder. Got: {out}")
+        out.mkdir(parents=True, exist_ok=True)
+        targets = [out / (p.name if p.suffix.lower() in (".png", ".jpg", ".jpeg") else p.stem + ".png") for p in jobs]
+    else:
+        jobs, targets = [source], [out / f"{source.stem}.png" if out.is_dir() else out]
+    model = load_sr_model(args.model)
+    options = UpscaleOptions(scale=args.scale, tile=args.tile if args.tile == "auto" else int(args.tile),
+                             overlap=args.overlap, tta=args.tta, precision=args.precision, alpha=args.alpha,
+                             device=pick_device(args.device).device)
+    print(f"model: {model.summary()}", file=sys.stderr)
+    skipped = []
+    for index, (path, target) in enumerate(zip(jobs, targets), 1):
+        label, last = f"[{index}/{len(jobs)}] {path.name}", [0.0]
+
+        def bar(step: int, total: int, message: str, preview: object = None) -> None:
+            if step < total and time.monotonic() - last[0] < 0.2:
+                return  # a redraw per tile would flood a slow terminal
+            last[0] = time.monotonic()
+            filled = round(24 * step / total)
+            print(f"\r{label} [{'#' * filled}{'.' * (24 - filled)}] {step}/{total} tiles",
+                  end="" if step < total else "\n", file=sys.stderr, flush=True)
+
+        try:
+            result = upscale_file(model, path, target, options, progress=bar)
+        except Cancelled:
+            raise
+        except GanvasError as exc:
+            if len(jobs) == 1:
+                raise
+            print(f"skipped: {exc if str(path) in str(exc) else f'{path}: {exc}'}", file=sys.stderr)
+            skipped.append(path)
+            continue
+        notes = "; ".join(result.fallbacks)
+        print(f"wrote {target} (x{options.scale or model.scale:g}, {result.tiles} tile(s) of "
+              f"{result.tile or 'whole image'}, {result.device} {result.precision}, {result.seconds:.1f} s"
+              f"{'; ' + notes if notes else ''})")
+    if skipped:
+        print(f"upscaled {len(jobs) - len(skipped)} of {len(jobs)}; skipped {len(skipped)}", file=sys.stderr)
+        return 1
     return 0
 
 

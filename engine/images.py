@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageOps
 
-from engine.errors import ImageError
+from engine.errors import GanvasError, ImageError
 
 # 100 megapixels: a 10 000 x 10 000 photo decodes to 300 MB of RGB; beyond that a
 # desktop editor should ask the user to shrink first rather than freeze or run out.
@@ -194,7 +194,7 @@ def save_image(
     if alpha is not None and np.issubdtype(alpha.dtype, np.floating):
         alpha = to_uint8(alpha)
     encoded = _encode(rgb, alpha, suffix, quality, path)
-    _write_atomically(path, encoded)
+    write_atomically(path, encoded, error=ImageError)
     return path
 
 
@@ -214,18 +214,35 @@ def _encode(rgb: np.ndarray, alpha: np.ndarray | None, suffix: str, quality: int
     return buffer.tobytes()
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: str | os.PathLike, data: bytes, error: type[GanvasError] = GanvasError) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    A failure (or a kill) midway leaves any earlier file at ``path`` untouched; on an error
+    the temporary file is removed and ``error`` is raised naming ``path``.
+    """
+    path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
     except OSError as exc:
-        raise ImageError(f"{path}: cannot write in {folder} ({exc.strerror})") from exc
+        raise error(f"{path}: cannot write in {folder}. Got: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise ImageError(f"{path}: the file could not be written ({exc.strerror or exc})") from exc
+        raise error(f"{path}: the file could not be written. Got: {exc.strerror or exc}") from exc
+    except BaseException:  # e.g. KeyboardInterrupt: still leave no temporary file behind
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask

@@ -25,6 +25,7 @@ from engine.errors import ModelNotFound
 
 RESOURCES_MODELS = Path(__file__).resolve().parents[2] / "resources" / "models"
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".pkl", ".ckpt", ".bin")
+COMPANION_SUFFIXES = (".directions.safetensors",)  # named edit directions shipped beside a generator
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ def available(dirs: list[Path] | None = None) -> list[ModelEntry]:
         for path in sorted(folder.iterdir()):
             if path.suffix.lower() not in WEIGHT_SUFFIXES or path.stem in entries:
                 continue
+            if path.name.endswith(COMPANION_SUFFIXES):
+                continue  # data that belongs to a model, not a model of its own
             card = path.with_suffix(".md")
             fields = read_card(card) if card.is_file() else {}
             entries[path.stem] = ModelEntry(

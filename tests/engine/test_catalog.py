@@ -9,6 +9,7 @@ def test_ids_and_paths_resolve(tmp_path):
     (tmp_path / "faces.md").write_text("---\ntitle: Faces\nkind: generator\n---\n# Faces\n")
     (tmp_path / "sr.pth").write_bytes(b"y")
     (tmp_path / "notes.txt").write_text("not a model")
+    (tmp_path / "faces.directions.safetensors").write_bytes(b"d")
     entries = {e.id: e for e in available([tmp_path])}
     assert set(entries) == {"faces", "sr"}
     assert entries["faces"].title == "Faces" and entries["faces"].kind == "generator"
