@@ -8,17 +8,24 @@ change and ``image`` is the image now.
 
 Images are never changed in place (every engine operation returns new arrays), so a
 job may read the document's image on the worker thread while the user goes on editing.
+The same holds for ``latent``: the latent document (``engine.document.Document``: base
+latent, model, edit stack) that renders the image, or None when no latent does (a photo,
+a crop); each change makes a new one, and undo restores it with the image.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
 from engine.images import Image
 from gui.commands import ReplaceImage
+
+if TYPE_CHECKING:
+    from engine.document import Document as Latent
 
 UNDO_LIMIT = 50  # full-image states; a 12 MP photo is 36 MB per distinct state
 
@@ -28,12 +35,14 @@ class Document(QObject):
 
     Signals: ``imageChanged(Image | None)``, ``beforeChanged(Image | None)``,
     ``stateChanged()`` once after either or both changed (views that show the pair
-    listen to this one), ``pathChanged(Path | None)``, ``modifiedChanged(bool)``.
+    listen to this one), ``latentChanged(Latent | None)`` (emitted before ``stateChanged``),
+    ``pathChanged(Path | None)``, ``modifiedChanged(bool)``.
     """
 
     stateChanged = Signal()
     imageChanged = Signal(object)
     beforeChanged = Signal(object)
+    latentChanged = Signal(object)
     pathChanged = Signal(object)
     modifiedChanged = Signal(bool)
 
@@ -41,6 +50,7 @@ class Document(QObject):
         super().__init__(parent)
         self._image: Image | None = None
         self._before: Image | None = None
+        self._latent: Latent | None = None
         self._path: Path | None = None
         self.revision = 0  # bumped on every change; a job result made from an older revision is stale
         self.undo_stack = QUndoStack(self)
@@ -57,6 +67,11 @@ class Document(QObject):
         return self._before
 
     @property
+    def latent(self) -> Latent | None:
+        """The latent document that renders :attr:`image`, if any."""
+        return self._latent
+
+    @property
     def path(self) -> Path | None:
         return self._path
 
@@ -64,24 +79,31 @@ class Document(QObject):
     def modified(self) -> bool:
         return not self.undo_stack.isClean()
 
-    def open(self, image: Image, path: str | Path | None = None) -> None:
-        """Start over with ``image``: clears the history (opening is not undoable)."""
+    def open(self, image: Image, path: str | Path | None = None, latent: Latent | None = None) -> None:
+        """Start over with ``image`` (rendered by ``latent``, if given): clears the history
+        (opening is not undoable)."""
         self.undo_stack.clear()
-        self.set_state(image, None)
+        self.set_state(image, None, latent)
         self._set_path(Path(path) if path is not None else image.source)
 
     def apply(self, image: Image, text: str) -> None:
         """Replace the image as one undoable step named ``text``."""
         self.undo_stack.push(ReplaceImage(self, image, text))
 
-    def mark_saved(self) -> None:
+    def mark_saved(self, path: str | Path | None = None) -> None:
+        """The current state is on disk (at ``path``, which becomes the document's, if given)."""
         self.undo_stack.setClean()
+        if path is not None:
+            self._set_path(Path(path))
 
-    def set_state(self, image: Image | None, before: Image | None) -> None:
-        """Set both images at once (used by undo commands); emits only what changed."""
+    def set_state(self, image: Image | None, before: Image | None, latent: Latent | None = None) -> None:
+        """Set both images and the latent at once (used by undo commands); emits only what changed."""
         self.revision += 1
         image_changed, before_changed = image is not self._image, before is not self._before
-        self._image, self._before = image, before
+        latent_changed = latent is not self._latent
+        self._image, self._before, self._latent = image, before, latent
+        if latent_changed:
+            self.latentChanged.emit(latent)
         if before_changed:
             self.beforeChanged.emit(before)
         if image_changed:

@@ -2,15 +2,16 @@
 
 Seeds map to latents as in NVIDIA's scripts (``engine.ops.generate.sample``), so seed 42
 here is seed 42 there. Every control change asks for a render; renders run on the worker
-thread, latest request wins: at most one render runs and at most one waits, a newer
-request replaces the waiting one, and a result whose request has been overtaken is
-dropped, so scrubbing the ψ slider never builds a backlog.
+thread through a :class:`~gui.render_queue.LatestRenderer`: at most one render runs and at
+most one waits, and a result whose request has been overtaken is dropped, so scrubbing the
+ψ slider never builds a backlog.
 
-A render lands in the document as one undoable step, "Generate seed N". Consecutive
+A render lands in the document as one undoable step, "Generate seed N", carrying the
+sample's latent document (``document.latent``) that the Edit panel then edits. Consecutive
 generate steps merge into one (browsing seeds is one step to undo, back to the image
 before browsing began). Like every edit it keeps the document's path: a sample drawn over
 an opened photo still exports next to that photo; with nothing opened it is "Untitled".
-``current_ws`` holds the latent of the last sample that landed, for the latent editors.
+``current_ws`` holds the latent of the last sample that landed.
 """
 
 from __future__ import annotations
@@ -45,17 +46,18 @@ from gui.commands import ReplaceImage
 from gui.document import Document
 from gui.jobs import JobRunner
 from gui.model_state import ModelInfo, ModelState
+from gui.render_queue import LatestRenderer
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from engine.document import Document as Latent
     from engine.ops.generate import Sample
 
 MAX_SEED = 2**31 - 1  # QSpinBox holds a signed 32-bit int; the official seeds are below it too
 PSI_MAX, PSI_DEFAULT, PSI_STEPS = 1.5, 0.7, 100  # slider ticks per unit of ψ
 NOISE_MODES = ("const", "random", "none")
-GENERATE_MERGE_ID = 0x47454E  # QUndoCommand.id() shared by generate steps, so they merge
 
 # Icons in the style of resources/icons (24 px grid, light 1.7 px strokes).
 _SVG = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="#d9d9d9" '
@@ -113,24 +115,22 @@ def render_sample(G: nn.Module, request: SampleRequest, progress: Any = None, ca
     return Rendered(request, drawn, time.perf_counter() - start)
 
 
+def sample_latent(done: Rendered, info: ModelInfo) -> Latent:
+    """The latent document of a drawn sample: its ``ws``, the model's file and hash, how it was drawn."""
+    from engine.document import Document as Latent
+    from engine.document import ModelRef
+
+    request = done.request
+    drawn = {"seed": request.seed, "psi": request.psi, "class_index": request.class_index}
+    return Latent(done.sample.ws, ModelRef(info.model_id, str(info.path), info.sha256),
+                  noise_mode=request.noise_mode, meta={"sample": drawn})
+
+
 class GenerateImage(ReplaceImage):
-    """Replace the document's image with a sample; merges with a generate step right before it."""
+    """Replace the document's image and latent with a sample's; merges with a generate step right before it."""
 
-    def __init__(self, document: Document, image: Image, seed: int):
-        super().__init__(document, image, f"Generate seed {seed}")
-
-    def id(self) -> int:
-        return GENERATE_MERGE_ID
-
-    def mergeWith(self, other: Any) -> bool:
-        if not isinstance(other, GenerateImage):
-            return False
-        self.new_image = other.new_image
-        self.setText(other.text())
-        # other.redo() showed its image against the previous sample; the merged step compares
-        # against the image from before the first sample, as its undo restores.
-        self.document.set_state(self.new_image, self.old_image)
-        return True
+    def __init__(self, document: Document, image: Image, seed: int, latent: Latent | None = None):
+        super().__init__(document, image, f"Generate seed {seed}", latent, merge_key="generate")
 
 
 def _count(n: int) -> str:
@@ -167,7 +167,7 @@ class ElidedLabel(QLabel):
         super().setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle, width))
 
 
-def _section(title: str) -> QLabel:
+def section_label(title: str) -> QLabel:
     label = QLabel(title.upper())
     label.setObjectName("section")
     return label
@@ -182,7 +182,7 @@ def _tool_button(icon_name: str, tip: str) -> QToolButton:
     return button
 
 
-def _key(text: str) -> QLabel:
+def key_label(text: str) -> QLabel:
     label = QLabel(text)
     label.setProperty("role", "key")
     return label
@@ -216,7 +216,7 @@ class ModelInfoView(QWidget):
             value = ElidedLabel() if key == "File" else QLabel()
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.labels[key] = value
-            form.addRow(_key(key), value)
+            form.addRow(key_label(key), value)
         for widget in (self.placeholder, self.open_button, self.facts):
             layout.addWidget(widget)
         self.show_info(None)
@@ -270,16 +270,13 @@ class GeneratePanel(QWidget):
         self._generator: nn.Module | None = None
         self._sample: Sample | None = None
         self._landed: Image | None = None  # the image of the last sample pushed, to know the canvas shows it
-        self._serial = 0  # bumped by every request; a result from an older one is stale
-        self._wanted: SampleRequest | None = None  # the request waiting for the running render
-        self._job: int | None = None
+        self._renderer = LatestRenderer(runner, parent=self)
         self._rng = random.Random()
         self._status_before_load = ""
         self.setStyleSheet(STYLE)
         self._build(open_action)
         model.modelChanged.connect(self._model_changed)
         model.loadingChanged.connect(self._loading_changed)
-        runner.jobFinished.connect(self._job_finished)
         self._show_info(None)
 
     # Layout -------------------------------------------------------------------------
@@ -289,7 +286,7 @@ class GeneratePanel(QWidget):
         layout.setContentsMargins(10, 6, 10, 10)
         layout.setSpacing(6)
 
-        layout.addWidget(_section("Model"))
+        layout.addWidget(section_label("Model"))
         self.model_view = ModelInfoView(open_action)
         layout.addWidget(self.model_view)
 
@@ -297,24 +294,24 @@ class GeneratePanel(QWidget):
         rule.setObjectName("rule")
         rule.setFrameShape(QFrame.Shape.HLine)
         layout.addWidget(rule)
-        layout.addWidget(_section("Sample"))
+        layout.addWidget(section_label("Sample"))
         self.controls = QWidget()
         form = QFormLayout(self.controls)
         form.setContentsMargins(0, 0, 0, 0)
         form.setHorizontalSpacing(12)
         form.setVerticalSpacing(8)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        form.addRow(_key("Seed"), self._build_seed_row())
-        form.addRow(_key("Truncation ψ"), self._build_psi_row())
+        form.addRow(key_label("Seed"), self._build_seed_row())
+        form.addRow(key_label("Truncation ψ"), self._build_psi_row())
         self.class_combo = QComboBox()
         self.class_combo.setToolTip("The class a conditional model draws")
         self.class_combo.currentIndexChanged.connect(lambda _: self.request_render())
-        form.addRow(_key("Class"), self.class_combo)
+        form.addRow(key_label("Class"), self.class_combo)
         self.noise_combo = QComboBox()
         self.noise_combo.addItems(NOISE_MODES)
         self.noise_combo.setToolTip("Per-pixel noise: const (repeatable), random (new each render) or none")
         self.noise_combo.currentIndexChanged.connect(lambda _: self.request_render())
-        form.addRow(_key("Noise"), self.noise_combo)
+        form.addRow(key_label("Noise"), self.noise_combo)
         layout.addWidget(self.controls)
 
         self.generate_button = QPushButton("Generate")
@@ -431,7 +428,7 @@ class GeneratePanel(QWidget):
 
     @property
     def rendering(self) -> bool:
-        return self._job is not None
+        return self._renderer.busy
 
     def generate(self) -> None:
         """Render the current settings now (also when they equal the last sample's)."""
@@ -439,43 +436,26 @@ class GeneratePanel(QWidget):
 
     def request_render(self) -> None:
         """Ask for the sample of the current settings; the newest request wins."""
-        if self._generator is None:
+        if self._generator is None or self.model.info is None:
             return
-        self._serial += 1
-        self._wanted = self.request()
-        if self._job is None:
-            self._submit()
-        else:
-            self.status.setText(f"Rendering seed {self._wanted.seed}…")
-
-    def _submit(self) -> None:
-        request, serial, revision = self._wanted, self._serial, self.document.revision
-        self._wanted = None
+        request, revision, info = self.request(), self.document.revision, self.model.info
         self.status.setText(f"Rendering seed {request.seed}…")
-        self._job = self.runner.submit(render_sample, self._generator, request, title=f"Generate seed {request.seed}",
-                                       on_result=lambda done: self._rendered(done, serial, revision),
-                                       on_error=lambda message: self.status.setText(f"Failed: {message}"))
+        self._renderer.request(render_sample, self._generator, request, title=f"Generate seed {request.seed}",
+                               on_result=lambda done: self._rendered(done, revision, info),
+                               on_error=lambda message: self.status.setText(f"Failed: {message}"))
 
-    def _rendered(self, done: Rendered, serial: int, revision: int) -> None:
-        if serial != self._serial:
-            return  # overtaken by a newer request, which runs next
+    def _rendered(self, done: Rendered, revision: int, info: ModelInfo) -> None:
         if revision != self.document.revision:
             self.status.setText(f"Seed {done.request.seed} dropped: the image changed while it rendered")
             return
         image = Image(done.sample.image)
-        self.document.undo_stack.push(GenerateImage(self.document, image, done.request.seed))
+        latent = sample_latent(done, info)
+        self.document.undo_stack.push(GenerateImage(self.document, image, done.request.seed, latent))
         self._landed, self._sample = image, done.sample
         height, width = done.sample.image.shape[:2]
         self.status.setText(f"Seed {done.request.seed} · ψ {done.request.psi:.2f} · {width} × {height} px · "
                             f"{done.seconds * 1000:.0f} ms")
         self.sampleChanged.emit(done.sample)
-
-    def _job_finished(self, job_id: int) -> None:
-        if job_id != self._job:
-            return
-        self._job = None
-        if self._wanted is not None:
-            self._submit()
 
     # Model --------------------------------------------------------------------------
 
@@ -485,7 +465,7 @@ class GeneratePanel(QWidget):
         if generator is self._generator:
             return  # the same network moved device: nothing to redraw
         self._generator = generator
-        self._serial += 1  # a render of the previous model must not land now
+        self._renderer.invalidate()  # a render of the previous model must not land now
         self._fill_classes(info)
         showing_sample = self.document.image is None or self.document.image is self._landed
         if generator is not None and showing_sample:

@@ -9,7 +9,8 @@ worker thread). Questions to the user go through the ``choose_*`` / ``ask_*`` /
 A later panel plugs in with :meth:`MainWindow.add_panel` and runs its work with
 ``window.runner.submit(fn, ..., on_result=...)``; a result that replaces the image goes
 through ``window.edits.apply_result`` (``gui/edits.py``), which makes it one undoable step.
-The loaded generator lives in ``window.model`` (:class:`~gui.model_state.ModelState`).
+The loaded generator lives in ``window.model`` (:class:`~gui.model_state.ModelState`); the
+File menu's work (open, recent files, save, export) in ``window.files`` (``gui/files.py``).
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import GanvasError
-from engine.images import READ_SUFFIXES, WRITE_SUFFIXES, Image, load_image, save_image
+from engine.images import READ_SUFFIXES
 from gui.canvas import Canvas
 from gui.dialogs import AboutDialog, ResizeDialog, error_box
 from gui.document import Document
+from gui.edit_panel import EditPanel
 from gui.edits import ImageEdits
+from gui.files import EXPORT_FILTER, OPEN_FILTER, SUFFIX, DocumentFiles
 from gui.generate_panel import GeneratePanel
 from gui.job_area import JobArea
 from gui.jobs import JobFailed, JobRunner
@@ -48,19 +51,6 @@ from gui.resources import SAMPLE_IMAGE
 from gui.settings import Settings
 
 log = logging.getLogger(__name__)
-
-OPEN_FILTER = "Images ({});;All files (*)".format(" ".join(f"*{s}" for s in READ_SUFFIXES))
-EXPORT_FILTER = "PNG image (*.png);;JPEG image (*.jpg *.jpeg)"
-
-
-# Engine calls in the job shape fn(..., progress=, cancel=); they run on the worker thread.
-
-def _load(path: Path, max_pixels: int, progress: Any = None, cancel: Any = None) -> Image:
-    return load_image(path, max_pixels=max_pixels)
-
-
-def _save(path: Path, image: Image, quality: int, progress: Any = None, cancel: Any = None) -> Path:
-    return save_image(path, image.rgb, image.alpha, quality=quality)
 
 
 class MainWindow(QMainWindow):
@@ -80,10 +70,10 @@ class MainWindow(QMainWindow):
         self.canvas = Canvas(self)
         self.edits = ImageEdits(self.document, self.canvas, self.runner, self)
         self.model = ModelState(self.runner, self)
+        self.files = DocumentFiles(self)
         self.device: Any = None  # engine.device.DeviceChoice once the start-up job has run
         self.last_error_box: QMessageBox | None = None
         self.about_dialog: AboutDialog | None = None
-        self._export_path: Path | None = None
         self.setCentralWidget(self.canvas)
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
@@ -92,19 +82,23 @@ class MainWindow(QMainWindow):
         self.act = build_actions(self)  # not "actions": that would hide QWidget.actions()
         self.recent_menu, self.panels_menu, model_menu = build_menus(self, self.act)
         self.model_menu = ModelMenu(self, model_menu)
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.recent_menu.aboutToShow.connect(self.files.fill_recent_menu)
         self.toolbar = build_toolbar(self, self.act)
         self.toolbar.setIconSize(QSize(20, 20))
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.toolbar)
         self._build_status_bar()
-        self._fill_recent_menu()
+        self.files.fill_recent_menu()
         history = QUndoView(self.document.undo_stack)
         history.setEmptyLabel("Original")
         self.add_panel("History", history)
         self.generate_panel = GeneratePanel(self.model, self.document, self.runner, self.act.open_model)
-        self.add_panel("Generate", self.generate_panel)
+        generate_dock = self.add_panel("Generate", self.generate_panel)
+        self.edit_panel = EditPanel(self.model, self.document, self.runner)
+        edit_dock = self.add_panel("Edit", self.edit_panel)
+        self.files.opened.connect(lambda _: edit_dock.raise_())  # a reopened document is there to be edited
 
         self.document.stateChanged.connect(self._document_changed)
+        self.document.latentChanged.connect(lambda _: self._document_changed())
         self.document.pathChanged.connect(lambda _: self._update_title())
         self.document.modifiedChanged.connect(lambda _: self._update_title())
         self.canvas.zoomChanged.connect(lambda zoom: self.zoom_label.setText(f"{zoom * 100:.0f} %"))
@@ -118,7 +112,8 @@ class MainWindow(QMainWindow):
         self.runner.jobCancelled.connect(lambda m: self.statusBar().showMessage(f"Cancelled: {m.title}", 5000))
 
         self.resize(1280, 800)
-        self._restore_window()
+        if not self._restore_window():  # a first start: Generate on top, where a new user begins
+            QTimer.singleShot(0, generate_dock.raise_)  # after add_panel raised the newest panel
         self._document_changed()
 
     def _build_status_bar(self) -> None:
@@ -180,109 +175,27 @@ class MainWindow(QMainWindow):
         if not self.document.modified:
             return True
         buttons = QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel
-        text = "The image has changes that were not exported. Discard them?"
+        text = "The image has changes that were not saved or exported. Discard them?"
         answer = QMessageBox.question(self, "Discard Changes?", text, buttons)
         return answer == QMessageBox.StandardButton.Discard
 
-    # Files --------------------------------------------------------------------------
-
-    def open_dialog(self) -> None:
-        path = self.choose_open_path()
-        if path is not None:
-            self.open_path(path)
-
-    def open_sample(self) -> None:
-        self.open_path(SAMPLE_IMAGE)
+    # Files (gui/files.py does the work) ----------------------------------------------
 
     def open_path(self, path: str | Path) -> int | None:
-        """Load ``path`` on the worker thread; the document changes only if it loads. Returns the job id."""
-        if not self.confirm_discard():
-            return None
-        path = Path(path)
-        return self.runner.submit(_load, path, self.settings.max_pixels(), title=f"Open {path.name}",
-                                  on_result=lambda image: self._opened(path, image))
+        """Open an image or a ``.ganvas`` document on the worker thread; the job id."""
+        return self.files.open_path(path)
 
-    def _opened(self, path: Path, image: Image) -> None:
-        self.document.open(image, path)
-        self._export_path = None
-        self.canvas.set_compare(False)
-        self.canvas.fit()
-        self.settings.add_recent(path)
-        self.settings.set_last_dir(path.resolve().parent)
-        self._fill_recent_menu()
-        self.canvas.setFocus()
-        self.statusBar().showMessage(f"Opened {path}", 5000)
-        self.imageOpened.emit(path)
-
-    def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        files = self.settings.recent_files()
-        for index, path in enumerate(files, start=1):
-            action = self.recent_menu.addAction(f"&{index % 10}  {path.name}")
-            action.setStatusTip(str(path))
-            action.setToolTip(str(path))
-            action.triggered.connect(lambda _=False, p=path: self.open_path(p))
-        if files:
-            self.recent_menu.addSeparator()
-        self.recent_menu.addAction(self.act.clear_recent)
-        self.act.clear_recent.setEnabled(bool(files))
-
-    def clear_recent(self) -> None:
-        self.settings.clear_recent()
-        self._fill_recent_menu()
-
-    def export(self) -> None:
-        if self._export_path is None:
-            self.export_as()
-        else:
-            self.export_to(self._export_path, self.settings.jpeg_quality())
-
-    def export_as(self) -> None:
-        if self.document.image is None:
-            return
-        source = self.document.path or Path("untitled.png")
-        suggestion = (self.settings.last_dir() or source.parent) / f"{source.stem}-edited.png"
-        path = self.choose_save_path(self._export_path or suggestion)
-        if path is None:
-            return
-        if not path.suffix:
-            path = path.with_suffix(".png")
-        quality = self.settings.jpeg_quality()
-        if path.suffix.lower() in (".jpg", ".jpeg"):
-            answer = self.ask_jpeg_quality(quality)
-            if answer is None:
-                return
-            quality = answer
-            self.settings.set_jpeg_quality(quality)
-        self.export_to(path, quality)
-
-    def export_to(self, path: str | Path, quality: int = 95) -> int | None:
-        """Write the current image to ``path`` (PNG or JPEG by suffix) on the worker thread."""
-        image = self.document.image
-        if image is None:
-            return None
-        path = Path(path)
-        if path.suffix.lower() not in WRITE_SUFFIXES:
-            self.show_error("Cannot export", f"{path}: GANvas exports {', '.join(WRITE_SUFFIXES)}. Got: {path.suffix}")
-            return None
-        revision = self.document.revision
-        return self.runner.submit(_save, path, image, quality, title=f"Export {path.name}",
-                                  on_result=lambda written: self._exported(written, revision))
-
-    def _exported(self, path: Path, revision: int) -> None:
-        self._export_path = path
-        if revision == self.document.revision:
-            self.document.mark_saved()
-        self.statusBar().showMessage(f"Exported {path}", 5000)
-        self.exported.emit(path)
+    def open_sample(self) -> None:
+        self.files.open_path(SAMPLE_IMAGE)
 
     # Drag and drop ------------------------------------------------------------------
 
     @staticmethod
     def dropped_path(event: QDropEvent | QDragEnterEvent | QDragMoveEvent) -> Path | None:
-        """The first local file among the dragged URLs that GANvas opens: an image or a checkpoint."""
+        """The first local file among the dragged URLs that GANvas opens: an image, a document or a checkpoint."""
         for url in event.mimeData().urls() if event.mimeData().hasUrls() else []:
-            if url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in READ_SUFFIXES + CHECKPOINT_SUFFIXES:
+            suffixes = READ_SUFFIXES + CHECKPOINT_SUFFIXES + (SUFFIX,)
+            if url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in suffixes:
                 return Path(url.toLocalFile())
         return None
 
@@ -357,6 +270,8 @@ class MainWindow(QMainWindow):
         has_image = image is not None
         for action in self.act.image_actions():
             action.setEnabled(has_image)
+        for action in self.act.latent_actions():
+            action.setEnabled(self.document.latent is not None)
         self.act.crop.setEnabled(self.canvas.selection() is not None)
         if has_image:
             depth = f", {image.bit_depth}-bit" if image.bit_depth != 8 else ""
@@ -374,12 +289,12 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{name}[*] — GANvas" if self.document.image is not None else "GANvas")
         self.setWindowModified(self.document.modified and self.document.image is not None)  # "GANvas" has no [*]
 
-    def _restore_window(self) -> None:
+    def _restore_window(self) -> bool:
+        """Put the window and its panels back as they were; False on a first start."""
         geometry, state = self.settings.geometry(), self.settings.window_state()
         if geometry is not None:
             self.restoreGeometry(geometry)
-        if state is not None:
-            self.restoreState(state)
+        return state is not None and self.restoreState(state)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.confirm_discard():

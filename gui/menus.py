@@ -26,8 +26,11 @@ class Actions:
     open: QAction
     open_sample: QAction
     clear_recent: QAction
+    save: QAction
+    save_as: QAction
     export: QAction
     export_as: QAction
+    export_animation: QAction
     quit: QAction
     undo: QAction
     redo: QAction
@@ -57,6 +60,10 @@ class Actions:
             self.flip_horizontal, self.flip_vertical, self.resize,
         ]
 
+    def latent_actions(self) -> list[QAction]:
+        """Actions that need a latent behind the image (a generated sample, an opened document)."""
+        return [self.save, self.save_as, self.export_animation]
+
 
 def _action(
     window: MainWindow,
@@ -85,7 +92,7 @@ def _action(
 
 
 def build_actions(window: MainWindow) -> Actions:
-    canvas, stack = window.canvas, window.document.undo_stack
+    canvas, stack, files = window.canvas, window.document.undo_stack, window.files
     undo = stack.createUndoAction(window, "&Undo")
     undo.setShortcuts(QKeySequence.keyBindings(Std.Undo))
     undo.setIcon(icon("undo"))
@@ -100,13 +107,21 @@ def build_actions(window: MainWindow) -> Actions:
                           tip="Keep the selection square (GAN inputs are square); Shift does it for one drag")
     square_lock.toggled.connect(lambda on: setattr(canvas, "square_lock", on))
     actions = Actions(
-        open=_action(window, "&Open…", window.open_dialog, Std.Open, "Ctrl+O", "open", "Open an image"),
+        open=_action(window, "&Open…", files.open_dialog, Std.Open, "Ctrl+O", "open",
+                     "Open an image or a GANvas document (.ganvas)"),
         open_sample=_action(window, "Open &Sample", window.open_sample, tip="Open the sample picture"),
-        clear_recent=_action(window, "&Clear Recent", window.clear_recent),
-        export=_action(window, "&Export", window.export, Std.Save, "Ctrl+S", "save",
-                       "Write the image to the file last exported to (asks the first time)"),
-        export_as=_action(window, "Export &As…", window.export_as, Std.SaveAs, "Ctrl+Shift+S",
+        clear_recent=_action(window, "&Clear Recent", files.clear_recent),
+        save=_action(window, "&Save", files.save, Std.Save, "Ctrl+S",
+                     "Save the document (latent, edits, model reference) as .ganvas, to reopen it exactly"),
+        save_as=_action(window, "Save &As…", files.save_as, Std.SaveAs, "Ctrl+Shift+S",
+                        tip="Save the document as a new .ganvas file"),
+        # GIMP's keys: Save keeps the editable document, Export writes pixels.
+        export=_action(window, "&Export", files.export, "Ctrl+E", icon_name="save",
+                       tip="Write the image to the file last exported to (asks the first time)"),
+        export_as=_action(window, "Export &As…", files.export_as, "Ctrl+Shift+E",
                           tip="Write the image as PNG or JPEG"),
+        export_animation=_action(window, "Export A&nimation…", files.export_animation,
+                                 tip="Sweep a direction or the interpolation into a GIF or MP4"),
         quit=_action(window, "&Quit", window.close, Std.Quit, "Ctrl+Q"),
         undo=undo,
         redo=redo,
@@ -146,7 +161,9 @@ def build_menus(window: MainWindow, a: Actions) -> tuple[QMenu, QMenu, QMenu]:
     file.addActions([a.open, a.open_sample])
     recent = file.addMenu("Open &Recent")
     file.addSeparator()
-    file.addActions([a.export, a.export_as])
+    file.addActions([a.save, a.save_as])
+    file.addSeparator()
+    file.addActions([a.export, a.export_as, a.export_animation])
     file.addSeparator()
     file.addAction(a.quit)
 

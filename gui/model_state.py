@@ -12,6 +12,7 @@ Torch is imported inside the job functions, so opening the window does not wait 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,8 @@ class ModelInfo:
     num_ws: int
     parameters: int
     device: str
+    sha256: str = ""  # of the weights file, read at load: a saved document names the exact weights
+    model_id: str | None = None  # the catalogue id it was loaded by, if any
 
     @property
     def name(self) -> str:
@@ -92,6 +95,7 @@ def load_model(source: str | Path, device: torch.device | str | None = None,
         ModelNotFound: ``source`` is neither a file nor a catalogue id.
         CheckpointError: the file is not a loadable generator.
     """
+    from engine.document import file_sha256
     from engine.models.catalog import resolve
     from engine.models.checkpoint import load_generator
 
@@ -100,20 +104,23 @@ def load_model(source: str | Path, device: torch.device | str | None = None,
     # load_generator reads and builds in one call, so those two share a step.
     job.step(0, f"Reading {path.name} and building the network")
     G = load_generator(path)
+    sha256 = file_sha256(path)  # the file was just read: it is in the page cache
+    model_id = None if Path(str(source)).expanduser().is_file() else str(source)
     target = device if device is not None else "cpu"
     job.step(1, f"Moving the network to {target}")
     G = G.to(target)
-    info = describe_generator(G, path.resolve())
+    info = dataclasses.replace(describe_generator(G, path.resolve()), sha256=sha256, model_id=model_id)
     job.step(3, "Ready")
     return LoadedModel(G, info)
 
 
-def move_model(G: nn.Module, path: Path, device: torch.device | str,
+def move_model(G: nn.Module, info: ModelInfo, device: torch.device | str,
                progress: Any = None, cancel: Any = None) -> LoadedModel:
     """Move a loaded generator to ``device``; returns it with fresh info."""
     Job(1, progress, cancel).check()
     G = G.to(device)
-    return LoadedModel(G, describe_generator(G, path))
+    fresh = describe_generator(G, info.path)
+    return LoadedModel(G, dataclasses.replace(fresh, sha256=info.sha256, model_id=info.model_id))
 
 
 class ModelState(QObject):
@@ -169,13 +176,22 @@ class ModelState(QObject):
         self._device = device
         if self._generator is None or self._info is None or same_device(self._info.device, device):
             return None
-        return self.runner.submit(move_model, self._generator, self._info.path, device,
+        return self.runner.submit(move_model, self._generator, self._info, device,
                                   title=f"Move model to {device}", on_result=self._set)
+
+    @property
+    def device(self) -> torch.device | str | None:
+        """Where models run (None until the start-up job chose; loads then go to the CPU)."""
+        return self._device
+
+    def adopt(self, model: LoadedModel) -> None:
+        """Put a generator that another job loaded in place (opening a document loads its model)."""
+        self._loaded(model)
 
     def _loaded(self, model: LoadedModel) -> None:
         if self._device is not None and not same_device(model.info.device, self._device):
             # The device was chosen while this load was queued: follow it.
-            self.runner.submit(move_model, model.generator, model.info.path, self._device,
+            self.runner.submit(move_model, model.generator, model.info, self._device,
                                title=f"Move model to {self._device}", on_result=self._set)
         self._set(model)
         self.loaded.emit(model.info.path)

@@ -283,18 +283,19 @@ def test_about_box_shows_version_and_credits(window, qtbot):
     assert f"GANvas {__version__}" in texts
     credits = dialog.credits.toPlainText()
     assert "PySide6" in credits and "Models and data" in credits
+    assert "Pablo Stanley" in credits and "DiceBear" in credits  # the house generator's data
     dialog.close()
 
 
 def test_panels_dock_on_the_right_and_tab_together(window, qtbot):
-    first = window.add_panel("Edit", QLabel("edit"))
+    first = window.add_panel("Invert", QLabel("invert"))
     second = window.add_panel("Upscale", QLabel("upscale"))
     for dock in (first, second):
         assert window.dockWidgetArea(dock) == Qt.DockWidgetArea.RightDockWidgetArea
     qtbot.waitUntil(lambda: second in window.tabifiedDockWidgets(first))
     titles = [a.text() for a in window.panels_menu.actions()]
-    assert titles == ["History", "Generate", "Edit", "Upscale"]
-    assert len(window.findChildren(QDockWidget)) == 4
+    assert titles == ["History", "Generate", "Edit", "Invert", "Upscale"]
+    assert len(window.findChildren(QDockWidget)) == 5
 
 
 def test_standard_shortcuts(window):
@@ -306,7 +307,8 @@ def test_standard_shortcuts(window):
     assert a.undo.shortcut() == first_key(QKeySequence.StandardKey.Undo)
     assert a.redo.shortcut() == first_key(QKeySequence.StandardKey.Redo)
     assert a.zoom_in.shortcut() == first_key(QKeySequence.StandardKey.ZoomIn)
-    assert a.export_as.shortcut() == first_key(QKeySequence.StandardKey.SaveAs)
+    assert a.save.shortcut() == first_key(QKeySequence.StandardKey.Save)
+    assert a.save_as.shortcut() == first_key(QKeySequence.StandardKey.SaveAs)
     assert not a.quit.shortcut().isEmpty()
 
 
