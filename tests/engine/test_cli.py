@@ -38,3 +38,14 @@ def test_generate_writes_the_image_and_latent(tmp_path):
     assert not (tmp_path / "y.png").exists()
     bad = run("generate", "--model", "no-such-model", "--out", str(tmp_path / "z.png"))
     assert bad.returncode == 1 and "unknown model id" in bad.stderr
+
+
+def test_generate_with_the_house_generator(tmp_path):
+    from engine.images import load_image
+
+    out = tmp_path / "x.png"
+    result = run("generate", "--model", "house-gan", "--seed", "1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert load_image(out).rgb.shape == (64, 64, 3)
+    listing = run("models").stdout
+    assert "house-gan" in listing and "house-gan.directions" not in listing

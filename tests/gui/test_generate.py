@@ -253,14 +253,15 @@ def test_catalogue_models_load_by_id(window, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("GANVAS_MODELS_DIR", str(models))
     window.model_menu.menu.aboutToShow.emit()
     entries = {a.text(): a for a in window.model_menu.catalogue_actions}
-    assert list(entries) == ["tiny-conditional"]
+    assert list(entries) == ["house-gan", "tiny-conditional"]  # the shipped generator, then the user's
     assert "Tiny conditional" in entries["tiny-conditional"].toolTip()
     with qtbot.waitSignal(window.model.loaded, timeout=20000):
         entries["tiny-conditional"].trigger()
     settle(qtbot, window)
     assert window.model.path == (models / "tiny-conditional.pkl").resolve() and window.model.info.c_dim == 4
     window.model_menu.menu.aboutToShow.emit()
-    assert window.model_menu.catalogue_actions[0].isChecked()
+    checked = [a.text() for a in window.model_menu.catalogue_actions if a.isChecked()]
+    assert checked == ["tiny-conditional"]
 
 
 def test_command_line_model_and_screenshot(tmp_path):
@@ -274,3 +275,16 @@ def test_command_line_model_and_screenshot(tmp_path):
     assert on_sample.mean() > 0.3, on_sample.mean()
     missing = run_main(["--screenshot", str(shot), "--model", "no-such-model"], tmp_path)
     assert missing.returncode == 1 and "unknown model id" in missing.stderr
+
+
+def test_the_app_opens_on_the_house_generator(tmp_path):
+    from engine.models.catalog import resolve
+
+    house = resolve("house-gan")
+    shot = tmp_path / "window.png"
+    done = run_main(["--screenshot", str(shot), "--device", "cpu"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    pixels = load_image(shot).rgb.reshape(-1, 3)
+    colours = {tuple(c) for c in expected(house, 0).reshape(-1, 3)}
+    on_sample = np.fromiter((tuple(p) in colours for p in pixels[::7]), bool)
+    assert on_sample.mean() > 0.3, on_sample.mean()
