@@ -41,3 +41,15 @@ def write_image(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny networks gain nothing from a second thread, and on a busy machine the two wait on
+    each other (a classifier test took 15 s with two threads against 2 s with one)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

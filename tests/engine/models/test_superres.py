@@ -16,13 +16,7 @@ from engine.errors import CheckpointError, ModelNotFound
 from engine.models.superres import HOUSE_SR_FORMAT, load_sr_model, read_sr_state_dict, save_sr_model
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a shared machine spinning threads cost seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_rrdb(scale: int = 4) -> torch.nn.Module:

@@ -32,13 +32,7 @@ from tests.conftest import gradient_rgb
 CPU = "cpu"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a shared machine spinning threads cost seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def as_model(net: torch.nn.Module, name: str = "net") -> SRModel:

@@ -23,14 +23,7 @@ from engine.training.evaluate_gan import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # These nets are tiny: a second thread gains nothing and, on a busy machine, the two wait on
-    # each other (the classifier test took 15 s with two threads against 2 s with one).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_covariance(rng, dim):
