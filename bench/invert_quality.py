@@ -8,7 +8,7 @@ Inversion (W, W+, PTI) after 50/100/200/500 steps on two held-out sets:
     training array are used instead, and the table says so (they were seen in training).
 A PTI budget of ``b`` steps means ``b`` W+ pivot steps, then ``b`` tuning steps.
 
-Inverse problems (W+, default steps) on the same sets: inpainting a 30 % hole (a square
+Inverse problems (W+ and PTI, default steps) on the same sets: inpainting a 30 % hole (a square
 at a seeded random place) vs mean fill, colourisation vs the grey image, x4 super-resolution
 vs bicubic. Figures: PSNR on the whole image, PSNR on the hole, SSIM.
 
@@ -35,7 +35,7 @@ from engine.convert import image_to_tensor  # noqa: E402
 from engine.models.checkpoint import load_discriminator, load_generator  # noqa: E402
 from engine.ops import degrade, losses  # noqa: E402
 from engine.ops.generate import sample  # noqa: E402
-from engine.ops.invert import InvertConfig, invert  # noqa: E402
+from engine.ops.invert import InvertConfig, invert, tuned_generator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,37 +105,53 @@ def operator_for(task: str, resolution: int, mask: np.ndarray | None, scale: int
     return degrade.downsampling(resolution, scale)
 
 
+@torch.no_grad()
+def locality(G: torch.nn.Module, result, count: int = 16) -> float:
+    """PSNR between the original and the PTI-tuned G on random samples: how much else the tuning moved."""
+    ws = G.mapping(torch.randn(count, G.z_dim, generator=torch.Generator().manual_seed(123)), None)
+    return losses.psnr(G.synthesis(ws), tuned_generator(G, result).synthesis(ws))
+
+
 def run_inversion(G, D, sets, budgets, modes, base: InvertConfig, log) -> list[str]:
-    rows = ["| set | mode | steps | PSNR dB | SSIM | s / image |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+    rows = ["| set | mode | steps | PSNR dB | SSIM | s / image | PTI locality dB |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for set_name, images in sets.items():
         for mode in modes:
             for budget in budgets:
                 cfg = replace(base, mode=mode, steps=budget, pti_steps=budget)
-                ps, ss, ts = [], [], []
+                ps, ss, ts, loc = [], [], [], []
                 for im in images:
                     r = invert(G, im, config=cfg, truth=im, D=D)
                     ps.append(r.psnr), ss.append(r.ssim), ts.append(r.seconds)
-                row = f"| {set_name} | {mode} | {budget} | {np.mean(ps):.2f} | {np.mean(ss):.3f} | {np.mean(ts):.1f} |"
+                    if mode == "pti":
+                        loc.append(locality(G, r))
+                local = f"{np.mean(loc):.1f}" if loc else "-"
+                row = (f"| {set_name} | {mode} | {budget} | {np.mean(ps):.2f} | {np.mean(ss):.3f} | "
+                       f"{np.mean(ts):.1f} | {local} |")
                 log(row)
                 rows.append(row)
     return rows
 
 
-def run_inverse_problems(G, D, sets, tasks, scale: int, base: InvertConfig, log) -> list[str]:
+def run_inverse_problems(G, D, sets, tasks, scale: int, configs: list[InvertConfig], log) -> list[str]:
     rows = ["| set | task | method | PSNR dB | PSNR hole dB | SSIM | s / image |",
             "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
     R = G.img_resolution
     for set_name, images in sets.items():
         for task in tasks:
-            ours, naive, ts = [], [], []
-            for i, im in enumerate(images):
-                mask = hole_mask(R, seed=i) if task == "inpaint" else None
-                r = invert(G, im, operator_for(task, R, mask, scale), base, truth=im, D=D)
-                ours.append(figures(r.image, im, mask))
-                naive.append(figures(baseline(task, im, mask, scale), im, mask))
-                ts.append(r.seconds)
+            results = []
+            for cfg in configs:
+                ours, ts = [], []
+                for i, im in enumerate(images):
+                    mask = hole_mask(R, seed=i) if task == "inpaint" else None
+                    r = invert(G, im, operator_for(task, R, mask, scale), cfg, truth=im, D=D)
+                    ours.append(figures(r.image, im, mask))
+                    ts.append(r.seconds)
+                results.append((f"GAN prior ({cfg.mode})", ours, f"{np.mean(ts):.1f}"))
+            masks = [hole_mask(R, seed=i) if task == "inpaint" else None for i in range(len(images))]
+            naive = [figures(baseline(task, im, m, scale), im, m) for im, m in zip(images, masks)]
             name = {"inpaint": "mean fill", "colorize": "grey image", "superres": "bicubic"}[task]
-            for method, figs, sec in ((f"GAN prior ({base.mode})", ours, f"{np.mean(ts):.1f}"), (name, naive, "-")):
+            for method, figs, sec in results + [(name, naive, "-")]:
                 p, s = np.mean([f[0] for f in figs]), np.mean([f[1] for f in figs])
                 hole = f"{np.mean([f[2] for f in figs]):.2f}" if figs[0][2] is not None else "-"
                 row = f"| {set_name} | {task} | {method} | {p:.2f} | {hole} | {s:.3f} | {sec} |"
@@ -154,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--sets", default="generated,rendered")
     parser.add_argument("--data", default=str(ROOT / "data/house.npz"))
-    parser.add_argument("--inverse-mode", default="w+", help="search space for the inverse problems")
+    parser.add_argument("--inverse-modes", default="w+,pti", help="search spaces for the inverse problems")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(ROOT / "bench/results/invert_quality.md"))
     args = parser.parse_args(argv)
@@ -181,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     modes = [m for m in args.modes.split(",") if m]
     tasks = [t for t in args.tasks.split(",") if t]
     inv_rows = run_inversion(G, D, sets, budgets, modes, base, log) if budgets and modes else []
-    ip_cfg = replace(base, mode=args.inverse_mode)
-    ip_rows = run_inverse_problems(G, D, sets, tasks, args.scale, ip_cfg, log) if tasks else []
+    ip_cfgs = [replace(base, mode=m) for m in args.inverse_modes.split(",") if m]
+    ip_rows = run_inverse_problems(G, D, sets, tasks, args.scale, ip_cfgs, log) if tasks else []
     minutes = (time.perf_counter() - start) / 60
     text = [
         "# Inversion quality", "",
@@ -198,8 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         f"locality {base.locality} every {base.locality_every} step(s)", "",
     ]
     if inv_rows:
-        text += ["## Inversion vs step budget", "", "PSNR / SSIM against the input image (mean over the set).",
-                 "", *inv_rows, ""]
+        text += ["## Inversion vs step budget", "", "PSNR / SSIM against the input image (mean over the set). "
+                 "PTI locality: PSNR between the original and the tuned generator on 16 random samples "
+                 "(higher: the tuning changed less of the rest of the latent space).", "", *inv_rows, ""]
     if ip_rows:
         text += ["## Inverse problems vs naive baselines", "",
                  f"Hole: 30 % of the area; colourisation from luma; super-resolution x{args.scale} from area "
