@@ -363,6 +363,9 @@ def _eta_minutes(cfg: TrainConfig, state: TrainState, sec_per_step: float) -> fl
 
 # Fields a resumed run takes from the command line; everything else comes from the checkpoint.
 RUN_OVERRIDES = frozenset({"minutes", "kimg", "steps", "checkpoint_minutes", "log_every", "export", "out"})
+# Training hyper-parameters that leave the networks' shapes alone: a resumed run takes these from the
+# command line only when they are given there (e.g. lighter augmentation once the data set is seen often).
+RETUNABLE = frozenset({"augment", "lr", "r1_gamma", "style_mixing", "ema_kimg"})
 
 
 @dataclass
@@ -395,14 +398,22 @@ class Run:
                  self.out / CHECKPOINT_NAME)
 
 
-def start_run(cfg: TrainConfig, resume: bool) -> Run:
-    """Build data, networks and optimisers; restore them from ``cfg.out``'s checkpoint if resuming."""
+def start_run(cfg: TrainConfig, resume: bool, retune: frozenset[str] = frozenset()) -> Run:
+    """Build data, networks and optimisers; restore them from ``cfg.out``'s checkpoint if resuming.
+
+    A resumed run keeps the checkpoint's configuration except ``RUN_OVERRIDES`` and the
+    ``RETUNABLE`` fields named in ``retune``, which come from ``cfg``.
+    """
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / CHECKPOINT_NAME
     payload = load_checkpoint(ckpt_path) if resume and ckpt_path.is_file() else None
     if payload is not None:
-        saved = {k: v for k, v in payload["config"].items() if k not in RUN_OVERRIDES}
+        keep = RUN_OVERRIDES | (retune & RETUNABLE)
+        saved = {k: v for k, v in payload["config"].items() if k not in keep}
+        changed = {k: getattr(cfg, k) for k in retune & RETUNABLE if payload["config"].get(k) != getattr(cfg, k)}
+        if changed:
+            log.info("resuming with changed %s", ", ".join(f"{k}={v!r}" for k, v in changed.items()))
         cfg = dataclasses.replace(cfg, **saved)
     images, data_meta = load_images(cfg)
     source = ImageSource(images, cfg.mirror)
@@ -457,7 +468,7 @@ class Meter:
 
 
 def train(cfg: TrainConfig, resume: bool = True, progress: Progress | None = None,
-          cancel: CancelToken | None = None) -> TrainState:
+          cancel: CancelToken | None = None, retune: frozenset[str] = frozenset()) -> TrainState:
     """Run (or resume) training in ``cfg.out`` until a budget runs out; export at the end.
 
     Returns the final state. A checkpoint and a contact sheet are written every
@@ -466,7 +477,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: Progress | None = Non
     """
     check(cfg.minutes is not None or cfg.kimg is not None or cfg.steps is not None,
           "set a training budget: minutes, kimg or steps. Got: none")
-    run = start_run(cfg, resume)
+    run = start_run(cfg, resume, retune)
     cfg, state = run.cfg, run.state
     job = Job(1000, progress, cancel)
     meter = Meter()
@@ -566,7 +577,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.export_only:
             export_only(cfg)
         else:
-            train(cfg, resume=not args.fresh)
+            given = frozenset(f.name for f in dataclasses.fields(TrainConfig) if getattr(args, f.name, None) is not None)
+            train(cfg, resume=not args.fresh, retune=given)
     except GanvasError as exc:
         log.error("%s", exc)
         return 1

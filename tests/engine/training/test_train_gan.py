@@ -14,6 +14,7 @@ from engine.training.train_gan import (
     ema_beta,
     export_only,
     load_checkpoint,
+    main,
     parse_args,
     r1_penalty,
     train,
@@ -56,6 +57,16 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path):
     for net in ("G", "D", "G_ema"):
         for key, value in a[net].items():
             assert torch.equal(value, b[net][key]), f"{net}.{key} differs after resuming"
+
+
+def test_resume_takes_retunable_settings_only_when_given(tmp_path):
+    run = ["--smoke", "--out", str(tmp_path), "--no-export", "--threads", "1"]
+    assert main(run) == 0
+    assert main([*run, "--steps", "3", "--augment", "color", "--channel-max", "64"]) == 0
+    config = load_checkpoint(tmp_path / CHECKPOINT_NAME)["config"]
+    assert config["augment"] == "color" and config["channel_max"] == smoke_config(tmp_path).channel_max
+    assert main([*run, "--steps", "4"]) == 0  # not given again: the checkpoint's value stays
+    assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["config"]["augment"] == "color"
 
 
 def test_fresh_ignores_an_existing_checkpoint(tmp_path):
