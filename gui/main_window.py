@@ -42,6 +42,7 @@ from gui.edit_panel import EditPanel
 from gui.edits import ImageEdits
 from gui.files import EXPORT_FILTER, OPEN_FILTER, SUFFIX, DocumentFiles
 from gui.generate_panel import GeneratePanel
+from gui.invert_panel import InvertPanel
 from gui.job_area import JobArea
 from gui.jobs import JobFailed, JobRunner
 from gui.menus import build_actions, build_menus, build_toolbar
@@ -49,6 +50,7 @@ from gui.model_menu import ModelMenu
 from gui.model_state import CHECKPOINT_FILTER, CHECKPOINT_SUFFIXES, ModelState
 from gui.resources import SAMPLE_IMAGE
 from gui.settings import Settings
+from gui.upscale_panel import UpscalePanel
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,10 @@ class MainWindow(QMainWindow):
         self.edit_panel = EditPanel(self.model, self.document, self.runner)
         edit_dock = self.add_panel("Edit", self.edit_panel)
         self.files.opened.connect(lambda _: edit_dock.raise_())  # a reopened document is there to be edited
+        self.invert_panel = InvertPanel(self.model, self.document, self.runner, self.canvas)
+        self.invert_dock = self.add_panel("Invert", self.invert_panel)
+        self.upscale_panel = UpscalePanel(self)
+        self.add_panel("Upscale", self.upscale_panel)
 
         self.document.stateChanged.connect(self._document_changed)
         self.document.latentChanged.connect(lambda _: self._document_changed())

@@ -57,6 +57,13 @@ class Settings:
     def clear_recent_models(self) -> None:
         self._set_paths("recent/models", [])
 
+    def recent_sr_models(self) -> list[Path]:
+        """Super-resolution model files opened in the Upscale panel, most recent first."""
+        return self._paths("recent/sr_models")
+
+    def add_recent_sr_model(self, path: str | os.PathLike) -> list[Path]:
+        return self._add_path("recent/sr_models", path)
+
     def _paths(self, key: str) -> list[Path]:
         value = self.store.value(key, [])
         if isinstance(value, str):  # QSettings returns a lone string for one-item lists

@@ -288,14 +288,14 @@ def test_about_box_shows_version_and_credits(window, qtbot):
 
 
 def test_panels_dock_on_the_right_and_tab_together(window, qtbot):
-    first = window.add_panel("Invert", QLabel("invert"))
-    second = window.add_panel("Upscale", QLabel("upscale"))
+    first = window.add_panel("Extra one", QLabel("one"))
+    second = window.add_panel("Extra two", QLabel("two"))
     for dock in (first, second):
         assert window.dockWidgetArea(dock) == Qt.DockWidgetArea.RightDockWidgetArea
     qtbot.waitUntil(lambda: second in window.tabifiedDockWidgets(first))
     titles = [a.text() for a in window.panels_menu.actions()]
-    assert titles == ["History", "Generate", "Edit", "Invert", "Upscale"]
-    assert len(window.findChildren(QDockWidget)) == 5
+    assert titles[:3] == ["History", "Generate", "Edit"] and titles[-2:] == ["Extra one", "Extra two"]
+    assert len(window.findChildren(QDockWidget)) == len(titles)
 
 
 def test_standard_shortcuts(window):
