@@ -37,12 +37,13 @@ from torch import Tensor, nn
 
 from engine import __version__
 from engine.errors import GanvasError, check
-from engine.ops.edit import DirectionEdit, Edit, InterpolateEdit, MixEdit, apply_edits
+from engine.ops.edit import DirectionEdit, DragEdit, Edit, InterpolateEdit, MixEdit, apply_edits
 
 FORMAT = "ganvas.document"
 VERSION = 1
 SUFFIX = ".ganvas"
-_EDIT_TYPES: dict[str, type] = {"direction": DirectionEdit, "mix": MixEdit, "interpolate": InterpolateEdit}
+_EDIT_TYPES: dict[str, type] = {"direction": DirectionEdit, "mix": MixEdit, "interpolate": InterpolateEdit,
+                                 "drag": DragEdit}
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

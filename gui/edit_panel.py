@@ -112,7 +112,8 @@ class EditPanel(QWidget):
         inner.addWidget(self._build_mix())
         inner.addWidget(section_label("Interpolation"))
         inner.addWidget(self._build_interpolation())
-        inner.addWidget(section_label("Directions"))
+        self._directions_label = section_label("Directions")
+        inner.addWidget(self._directions_label)
         self.keep_others = QCheckBox("Keep other attributes")
         self.keep_others.setToolTip(self.KEEP_TIP)
         self.keep_others.toggled.connect(lambda on: self._change(self._with(keep_others=on), ("keep",),
@@ -210,6 +211,13 @@ class EditPanel(QWidget):
                 row.touched.connect(self._touched)
                 self.rows[spec] = row
                 self.rows_layout.addWidget(row)
+
+    def add_section(self, title: str, widget: QWidget) -> None:
+        """Show another tool's controls (the Drag tool's) above the directions; they share the panel's enabling."""
+        inner = self.controls.layout()
+        index = inner.indexOf(self._directions_label)
+        inner.insertWidget(index, section_label(title))
+        inner.insertWidget(index + 1, widget)
 
     # State --------------------------------------------------------------------------
 

@@ -236,7 +236,7 @@ def build_latent(base: Latent, settings: EditSettings, directions: DirectionSet 
     A direction the set lacks (a document made with directions since removed) keeps the
     vector stored in ``base``'s stack.
     """
-    from engine.ops.edit import DirectionEdit, InterpolateEdit, MixEdit
+    from engine.ops.edit import DirectionEdit, DragEdit, InterpolateEdit, MixEdit
 
     num_ws = base.base_ws.shape[1]
     edits: list = []
@@ -256,6 +256,7 @@ def build_latent(base: Latent, settings: EditSettings, directions: DirectionSet 
             edits.append(dataclasses.replace(stored[spec], strength=strength, layers=layers or stored[spec].layers))
         else:
             raise GanvasError(f"the direction {spec!r} is not available for this model. Got: {sorted(order)[:6]}")
+    edits += [e for e in base.edits if isinstance(e, DragEdit)]  # drags (gui/drag_tool.py) stay on top, in order
     latent = dataclasses.replace(base, edits=edits, meta={**base.meta, "edit": settings.to_json()})
     # replace() leaves out the generator copy holding tuned weights (an init=False field); without
     # it the next render would copy the whole generator again, on every slider move.

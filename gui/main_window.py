@@ -38,6 +38,7 @@ from engine.images import READ_SUFFIXES
 from gui.canvas import Canvas
 from gui.dialogs import AboutDialog, ResizeDialog, error_box
 from gui.document import Document
+from gui.drag_tool import DragTool
 from gui.edit_panel import EditPanel
 from gui.edits import ImageEdits
 from gui.files import EXPORT_FILTER, OPEN_FILTER, SUFFIX, DocumentFiles
@@ -98,6 +99,10 @@ class MainWindow(QMainWindow):
         self.edit_panel = EditPanel(self.model, self.document, self.runner)
         edit_dock = self.add_panel("Edit", self.edit_panel)
         self.files.opened.connect(lambda _: edit_dock.raise_())  # a reopened document is there to be edited
+        self.drag_tool = DragTool(self.model, self.document, self.runner, self.canvas, self)
+        self.edit_panel.add_section("Drag", self.drag_tool.controls)
+        self.addAction(self.drag_tool.action)  # D works wherever the focus is
+        self.drag_tool.action.toggled.connect(lambda on: on and edit_dock.raise_())
         self.invert_panel = InvertPanel(self.model, self.document, self.runner, self.canvas)
         self.invert_dock = self.add_panel("Invert", self.invert_panel)
         self.upscale_panel = UpscalePanel(self)

@@ -13,10 +13,10 @@ import logging
 import sys
 
 from engine import __version__
-from engine.cli import edit, generate, invert, models, upscale
+from engine.cli import drag, edit, generate, invert, models, upscale
 from engine.errors import GanvasError
 
-COMMANDS = (models, generate, edit, invert, upscale)
+COMMANDS = (models, generate, edit, drag, invert, upscale)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,8 @@ with conditional editing (Sec. 2.2) by projecting one normal off others. Style m
 slots from a second latent (Karras et al., arXiv:1812.04948, Sec. 3.1); slerp follows White
 (arXiv:1609.04468), taken about a centre (w_avg) with the radius interpolated linearly.
 
+A drag (:mod:`engine.ops.drag`) enters the edit stack as the latent delta it found (:class:`DragEdit`).
+
 Layer ranges are half-open w-slot ranges ``(start, stop)``; ``None`` means every slot. Strengths of
 a :class:`Direction` are in standard deviations of sampled w along it, so 1 is a typical change.
 
@@ -424,7 +426,25 @@ class InterpolateEdit:
     enabled: bool = True
 
 
-Edit = DirectionEdit | MixEdit | InterpolateEdit
+@dataclass(eq=False)  # holds tensors: compare by identity
+class DragEdit:
+    """A drag result (:mod:`engine.ops.drag`): add ``delta`` ``(num_ws, w_dim)`` to the latent.
+
+    ``handles`` and ``targets`` are the dragged ``(x, y)`` image points, kept to show and describe the edit.
+    """
+
+    delta: Tensor
+    handles: tuple[tuple[float, float], ...] = ()
+    targets: tuple[tuple[float, float], ...] = ()
+    name: str = ""
+    enabled: bool = True
+
+    def __post_init__(self) -> None:  # a reopened file gives lists
+        self.handles = tuple((float(x), float(y)) for x, y in self.handles)
+        self.targets = tuple((float(x), float(y)) for x, y in self.targets)
+
+
+Edit = DirectionEdit | MixEdit | InterpolateEdit | DragEdit
 
 
 def interpolate(a: Tensor, b: Tensor, t: float, slerp: bool = False, center: Tensor | None = None) -> Tensor:
@@ -490,6 +510,10 @@ def apply_edits(ws: Tensor, edits: Iterable[Edit]) -> Tensor:
             other = edit.other_ws.to(out)
             other = other[:, span] if other.ndim == 3 else other
             out[:, span] = interpolate(out[:, span], other, edit.t, edit.slerp)
+        elif isinstance(edit, DragEdit):
+            check(tuple(edit.delta.shape) == (num_ws, w_dim),
+                  f"a drag delta must be ({num_ws}, {w_dim}). Got: {tuple(edit.delta.shape)}")
+            out = out + edit.delta.to(out)  # the same sum engine.ops.drag renders: bit for bit
         else:
             raise GanvasError(f"unknown edit type. Got: {type(edit).__name__}")
     return out
