@@ -240,10 +240,15 @@ class InvertPanel(QWidget):
         if on:
             self.mask.brush_button.setChecked(False)
 
-    def hideEvent(self, event: QHideEvent) -> None:
-        # A panel behind another tab must not keep the canvas's left button.
+    def release_canvas(self) -> None:
+        """Put the brush and the point placing down: a panel out of sight must not keep the canvas's
+        left button. The window calls it when the panel's tab goes behind another one (a tabbed dock
+        gets no hide event then: Qt only moves it out of sight)."""
         self.mask.brush_button.setChecked(False)
         self.align.place_button.setChecked(False)
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        self.release_canvas()
         super().hideEvent(event)
 
     # The document -------------------------------------------------------------------

@@ -105,6 +105,7 @@ class MainWindow(QMainWindow):
         self.drag_tool.action.toggled.connect(lambda on: on and edit_dock.raise_())
         self.invert_panel = InvertPanel(self.model, self.document, self.runner, self.canvas)
         self.invert_dock = self.add_panel("Invert", self.invert_panel)
+        self.invert_dock.visibilityChanged.connect(lambda shown: shown or self.invert_panel.release_canvas())
         self.upscale_panel = UpscalePanel(self)
         self.add_panel("Upscale", self.upscale_panel)
 

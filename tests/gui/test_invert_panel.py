@@ -9,7 +9,7 @@ import pytest
 import torch
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QDockWidget
 
 from engine.convert import tensor_to_image
 from engine.images import save_image
@@ -266,3 +266,13 @@ def test_detector_points_map_to_eye_centres_and_mouth_corners():
     np.testing.assert_allclose(found.array()[2:], [[26, 70], [54, 70]])
     with pytest.raises(Exception, match="68 or 5"):
         landmarks_from_points(np.zeros((12, 2)))
+
+
+def test_a_tab_behind_another_puts_the_brush_down(house, qtbot):
+    panel = house.invert_panel
+    house.invert_dock.raise_()
+    panel.set_task("Inpaint")
+    assert panel.mask.brush_button.isChecked()
+    edit_dock = next(d for d in house.findChildren(QDockWidget) if d.windowTitle() == "Edit")
+    edit_dock.raise_()  # the Invert tab goes behind: no hide event, only the dock's visibilityChanged
+    qtbot.waitUntil(lambda: not panel.mask.brush_button.isChecked(), timeout=3000)
