@@ -186,10 +186,11 @@ def test_catalogue_sr_models_are_listed_and_load_by_id(window, qtbot, monkeypatc
     picker = window.upscale_panel.picker
     picker.refresh()
     items = [picker.combo.itemText(i) for i in range(picker.combo.count())]
-    assert items[:2] == ["carded — Carded x4", "my-sr-x2"] and items[-1] == "Open model file…"
+    shipped = "house-sr-x4 — House x4 super-resolution (Compact, photos)"
+    assert items[:3] == [shipped, "carded — Carded x4", "my-sr-x2"] and items[-1] == "Open model file…"
     assert not any("house-gan" in item for item in items)  # a generator is not an upscaler
-    picker.combo.setCurrentIndex(1)
-    picker.combo.activated.emit(1)
+    picker.combo.setCurrentIndex(2)
+    picker.combo.activated.emit(2)
     qtbot.waitUntil(lambda: picker.loaded is not None and not window.runner.busy, timeout=20000)
     assert picker.loaded.info.spec == "my-sr-x2" and picker.loaded.info.scale == 2
     assert settings.recent_sr_models() == []  # catalogue models are not "recent files"
