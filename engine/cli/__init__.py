@@ -13,10 +13,10 @@ import logging
 import sys
 
 from engine import __version__
-from engine.cli import drag, edit, generate, invert, models, upscale
+from engine.cli import drag, edges, edit, generate, invert, models, sketch, upscale
 from engine.errors import GanvasError
 
-COMMANDS = (models, generate, edit, drag, invert, upscale)
+COMMANDS = (models, generate, edit, drag, invert, sketch, edges, upscale)
 
 
 def build_parser() -> argparse.ArgumentParser:

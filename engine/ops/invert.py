@@ -19,6 +19,7 @@ import copy
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -229,12 +230,24 @@ def _check_generator(G: nn.Module) -> int:
 # ----------------------------------------------------------------------------- the search
 
 
-class _Search:
-    """State shared by the phases of one search: G, operator, distance, job, history."""
+# ``objective(img)`` for renders ``(K, 3, R, R)`` -> (total, fit error) scalars, each a mean over the K
+# candidates (a mean keeps the prior's relative weight independent of K; Adam is per element, so K
+# candidates searched together follow the same paths as K searches run one by one).
+Objective = Callable[[Tensor], tuple[Tensor, Tensor]]
 
-    def __init__(self, G: nn.Module, op: Operator, distance: Distance, cfg: InvertConfig, job: Job,
-                 total_steps: int):
+
+class LatentSearch:
+    """State shared by the phases of one search: G, operator, distance (or an objective), job, history.
+
+    ``objective`` replaces ``distance(A(G(w)))`` for tasks whose observation is not an image
+    (``engine.ops.sketch``); ``distance`` may then be None.
+    """
+
+    def __init__(self, G: nn.Module, op: Operator, distance: Distance | None, cfg: InvertConfig, job: Job,
+                 total_steps: int, objective: Objective | None = None):
+        check(distance is not None or objective is not None, "a search needs a distance or an objective. Got: none")
         self.G, self.op, self.distance, self.cfg, self.job = G, op, distance, cfg, job
+        self.objective = objective
         self.resolution = int(G.img_resolution)
         self.history: list[StepRecord] = []
         self.done, self.total = 0, total_steps
@@ -248,7 +261,9 @@ class _Search:
         return G.synthesis(ws, noise_mode="const")
 
     def loss(self, img: Tensor) -> tuple[Tensor, Tensor]:
-        """``img`` (1, 3, R, R) -> (total, mse) against the target, in observation space."""
+        """``img`` (K, 3, R, R) -> (total, mse) against the target, in observation space."""
+        if self.objective is not None:
+            return self.objective(img)
         return self.distance(degrade.to_image_space(self.op(img), self.op, self.resolution))
 
     def report(self, phase: str, loss: float, err: float, img: Tensor, last: bool) -> None:
@@ -258,13 +273,16 @@ class _Search:
         self.history.append(StepRecord(self.done, loss, fit))
         preview = None
         if last or self.done % max(1, self.cfg.preview_every) == 0:
-            preview = tensor_to_image(img.detach())
+            preview = tensor_to_image(img[:1].detach())
         self.job.step(self.done, f"{phase}: step {self.done}/{self.total}, loss {loss:.4f}, fit {fit:.1f} dB",
                       preview=preview)
 
     def latent_search(self, latent: Tensor, prior: WPrior, steps: int, noise: list[Tensor] | None,
                       phase: str, lr_scale: float = 1.0) -> Tensor:
-        """Adam over ``latent`` ``(1, 1|num_ws, w_dim)`` (and ``noise`` maps) for ``steps`` steps."""
+        """Adam over ``latent`` ``(K, 1|num_ws, w_dim)`` (and ``noise`` maps) for ``steps`` steps.
+
+        K > 1 searches K candidates at once (one batched render per step); the preview shows the first.
+        """
         cfg = self.cfg
         latent = latent.detach().clone().requires_grad_(True)
         params = [latent] + (noise or [])
@@ -277,7 +295,7 @@ class _Search:
                 group["lr"] = _lr_at(cfg, t, cfg.lr * lr_scale)
             sigma = prior.w_std * cfg.w_noise * max(0.0, 1.0 - t / cfg.w_noise_ramp) ** 2
             w = latent + sigma * torch.randn(latent.shape, generator=gen).to(latent)
-            img = self.render(w.expand(1, self.G.num_ws, -1), noise)
+            img = self.render(w.expand(latent.shape[0], self.G.num_ws, -1), noise)
             total, err = self.loss(img)
             if noise:
                 total = total + cfg.noise_reg * _noise_reg(noise)
@@ -401,7 +419,7 @@ def invert(G: nn.Module, target: Tensor | np.ndarray, operator: Operator | None 
     starts_steps = cfg.start_steps * cfg.starts if cfg.starts > 1 else 0
     total = starts_steps + cfg.steps + (cfg.pti_steps if cfg.mode == "pti" else 0)
     job = Job(total, progress, cancel)
-    search = _Search(G, op, distance, cfg, job, total)
+    search = LatentSearch(G, op, distance, cfg, job, total)
     prior = w_prior(G, cfg.w_samples, cfg.seed)
     width = 1 if cfg.mode == "w" else G.num_ws
     noise = None
@@ -441,7 +459,7 @@ class _Figures:
 
 
 @torch.no_grad()
-def _figures(search: _Search, G: nn.Module, ws: Tensor, noise: list[Tensor] | None, y: Tensor,
+def _figures(search: LatentSearch, G: nn.Module, ws: Tensor, noise: list[Tensor] | None, y: Tensor,
              truth: Tensor | None, lpips_net: LPIPS | None) -> _Figures:
     """Quality of the render of ``ws`` (and of its projection onto the observation)."""
     R, op = search.resolution, search.op
@@ -501,5 +519,5 @@ def render_result(G: nn.Module, result: InversionResult, ws: Tensor | None = Non
     return tensor_to_image(G_r.synthesis(ws, noise_mode="const"))
 
 
-__all__ = ["invert", "InvertConfig", "InversionResult", "StepRecord", "MODES", "WPrior", "w_prior", "weights_delta",
-           "tuned_generator", "render_result"]
+__all__ = ["invert", "InvertConfig", "LatentSearch", "Objective", "InversionResult", "StepRecord", "MODES", "WPrior",
+           "w_prior", "weights_delta", "tuned_generator", "render_result"]
