@@ -51,6 +51,7 @@ from gui.model_menu import ModelMenu
 from gui.model_state import CHECKPOINT_FILTER, CHECKPOINT_SUFFIXES, ModelState
 from gui.resources import SAMPLE_IMAGE
 from gui.settings import Settings
+from gui.sketch_panel import SketchPanel
 from gui.upscale_panel import UpscalePanel
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,8 @@ class MainWindow(QMainWindow):
         self.invert_dock.visibilityChanged.connect(lambda shown: shown or self.invert_panel.release_canvas())
         self.upscale_panel = UpscalePanel(self)
         self.add_panel("Upscale", self.upscale_panel)
+        self.sketch_panel = SketchPanel(self)
+        self.sketch_dock = self.add_panel("Sketch", self.sketch_panel)
 
         self.document.stateChanged.connect(self._document_changed)
         self.document.latentChanged.connect(lambda _: self._document_changed())
