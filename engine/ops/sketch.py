@@ -5,9 +5,9 @@ Manifold", arXiv:1609.03552, Sec. 4): pick starts by scoring many random latents
 constraints, then optimise each with gradients and rank the results by the objective. The
 search is :class:`engine.ops.invert.LatentSearch` (Adam, NVlabs' schedule, W+ with the
 Gaussian prior of W); this file only supplies the forward operators and their losses:
-colour strokes as a masked colour constraint on normalised-convolution blurs (Knutsson &
-Westin 1993) of both render and strokes, so a rough stroke asks for a colour region rather
-than a brush texture; drawn edges against a soft Sobel edge map with a distance-transform
+colour strokes as a masked colour constraint, in CIE Lab, on normalised-convolution blurs
+(Knutsson & Westin 1993) of both render and strokes, so a rough stroke asks for a colour region
+rather than a brush texture; drawn edges against a soft Sobel edge map with a distance-transform
 tolerance (:mod:`engine.ops.edges`); kept pixels of a source image; and a realism term, the
 discriminator's non-saturating score (arXiv:1406.2661), when a discriminator is at hand.
 Departure from iGAN: W+ with a prior instead of z, and K candidates searched as one batch.
