@@ -22,12 +22,7 @@ measures on avatars rendered with another seed, unseen by both house models.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import logging
-import os
-import signal
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,14 +34,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.errors import CheckpointError, GanvasError, check
+from engine.errors import check
 from engine.jobs import CancelToken, Job, Progress
 from engine.models.unet import UnetConfig, UnetGenerator, save_unet
 from engine.ops.edges import HIGH, LOW, canny
+from engine.training.run import (CHECKPOINT_NAME, Meter, RunState, atomic_write, budget_used, check_budget, command,
+                                 millions, open_run, parse_config, read_checkpoint, restore_checkpoint, train_steps,
+                                 write_checkpoint)
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_NAME = "checkpoint.pt"
 DEFAULT_EXPORT = Path("resources/models/house-edges.safetensors")
 INPUT_CONVENTION = "1 channel: +1 on a Canny edge, -1 elsewhere"
 
@@ -94,10 +91,7 @@ SMOKE = dict(data="", holdout=4, num_downs=5, ngf=4, ndf=4, d_layers=1, batch=4,
 SMOKE_RESOLUTION, SMOKE_COUNT = 32, 16
 
 
-@dataclass
-class EdgesState:
-    step: int = 0
-    seconds: float = 0.0  # training wall time, summed over resumed runs
+EdgesState = RunState  # the step count and training seconds are all it needs
 
 
 # ----------------------------------------------------------------------------- data
@@ -131,10 +125,8 @@ def edge_maps(images: np.ndarray, low: float, high: float, cache: Path | None = 
             job.check()
         chunk = torch.from_numpy(np.ascontiguousarray(images[start:start + 256])).permute(0, 3, 1, 2)
         edges[start:start + 256] = canny(chunk.float() / 127.5 - 1, low, high)[:, 0].numpy() > 0.5
-    if cache is not None:
-        tmp = cache.with_name(cache.name + ".tmp.npy")
-        np.save(tmp, np.packbits(edges, axis=-1))  # 8x smaller: 15 MB for the house data
-        os.replace(tmp, cache)
+    if cache is not None:  # bit-packed: 8x smaller, 15 MB for the house data
+        atomic_write(cache, lambda tmp: np.save(tmp, np.packbits(edges, axis=-1)), ".npy")
     return edges
 
 
@@ -232,16 +224,6 @@ def train_step(cfg: EdgesConfig, G: nn.Module, D: nn.Module, opts: dict[str, tor
     return {"D": loss_d.item(), "G_gan": gan.item(), "L1": l1.item()}
 
 
-def _budget_used(cfg: EdgesConfig, state: EdgesState) -> float:
-    """Fraction of the budget spent (0 at the start, >= 1 when done)."""
-    used = []
-    if cfg.minutes is not None:
-        used.append(state.seconds / (cfg.minutes * 60))
-    if cfg.steps is not None:
-        used.append(state.step / max(cfg.steps, 1))
-    return max(used) if used else 1.0
-
-
 def lr_factor(cfg: EdgesConfig, used: float) -> float:
     """Constant, then linear decay to 0 over the rest of the budget."""
     if used <= cfg.decay_from:
@@ -305,40 +287,24 @@ class Run:
         """Save everything a resume needs (atomically) and the held-out contact sheet."""
         from PIL import Image
 
-        payload = {"config": dataclasses.asdict(self.cfg), "state": dataclasses.asdict(self.state),
-                   "nets": {"G": self.G.state_dict(), "D": self.D.state_dict()},
-                   "opts": {k: o.state_dict() for k, o in self.opts.items()},
-                   "rng": {"generator": self.generator.get_state(), "torch": torch.get_rng_state()}}
-        tmp = self.out / (CHECKPOINT_NAME + ".tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, self.out / CHECKPOINT_NAME)
-        sheet = self.out / "sheet-latest.png"
-        Image.fromarray(contact_sheet(self.G, self.heldout, self.cfg.sheet_size)).save(sheet.with_suffix(".tmp.png"))
-        os.replace(sheet.with_suffix(".tmp.png"), sheet)
+        write_checkpoint(self.out / CHECKPOINT_NAME, self.cfg, self.state, self.generator,
+                         nets={"G": self.G, "D": self.D}, opts=self.opts)
+        sheet = contact_sheet(self.G, self.heldout, self.cfg.sheet_size)
+        atomic_write(self.out / "sheet-latest.png", Image.fromarray(sheet).save, ".png")
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint written by :meth:`Run.checkpoint` (tensors and plain data only)."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several unrelated types for a bad file
-        raise CheckpointError(f"cannot read training checkpoint {str(path)!r}. Got: {exc}") from exc
-    check(isinstance(payload, dict) and {"config", "state", "nets", "opts", "rng"} <= payload.keys(),
-          f"{str(path)!r} is not a house-edges training checkpoint. Got: keys {sorted(payload)[:8]}", CheckpointError)
-    return payload
+    """Read a checkpoint written by :meth:`Run.checkpoint`."""
+    return read_checkpoint(path, "house-edges", ("nets", "opts"))
 
 
 def start_run(cfg: EdgesConfig, resume: bool, job: Job | None = None) -> Run:
     """Data, edges, networks and optimisers; restored from ``cfg.out``'s checkpoint when resuming."""
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    payload = load_checkpoint(out / CHECKPOINT_NAME) if resume and (out / CHECKPOINT_NAME).is_file() else None
-    if payload is not None:
-        cfg = dataclasses.replace(cfg, **{k: v for k, v in payload["config"].items() if k not in RUN_OVERRIDES})
+    cfg, payload = open_run(cfg, resume, load_checkpoint, RUN_OVERRIDES)
     images, meta = load_images(cfg)
     check(0 < cfg.holdout < len(images), f"holdout must leave training images. Got: {cfg.holdout} of {len(images)}")
     split = len(images) - cfg.holdout
-    cache = None if cfg.smoke else out / f"edges-{cfg.low:g}-{cfg.high:g}.npy"
+    cache = None if cfg.smoke else Path(cfg.out) / f"edges-{cfg.low:g}-{cfg.high:g}.npy"
     t0 = time.perf_counter()
     edges = edge_maps(images, cfg.low, cfg.high, cache, job)
     log.info("Canny edges of %d images ready in %.0f s", len(images), time.perf_counter() - t0)
@@ -352,17 +318,11 @@ def start_run(cfg: EdgesConfig, resume: bool, job: Job | None = None) -> Run:
             for name, net in (("G", G), ("D", D))}
     state = EdgesState()
     if payload is not None:
-        G.load_state_dict(payload["nets"]["G"])
-        D.load_state_dict(payload["nets"]["D"])
-        for name, opt in opts.items():
-            opt.load_state_dict(payload["opts"][name])
+        restore_checkpoint(payload, generator, nets={"G": G, "D": D}, opts=opts)
         state = EdgesState(**payload["state"])
-        generator.set_state(payload["rng"]["generator"])
-        torch.set_rng_state(payload["rng"]["torch"])
         log.info("resumed at step %d (%.1f min)", state.step, state.seconds / 60)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
     log.info("data %s: %d training and %d held-out images at %d px; G %.2fM, D %.2fM parameters",
-             meta.get("style"), split, cfg.holdout, images.shape[1], _millions(G), _millions(D))
+             meta.get("style"), split, cfg.holdout, images.shape[1], millions(G), millions(D))
     return Run(cfg, train_src, heldout, meta, G.train(), D.train(), opts, generator, state)
 
 
@@ -373,38 +333,25 @@ def train(cfg: EdgesConfig, resume: bool = True, progress: Progress | None = Non
     A checkpoint is written every ``checkpoint_minutes``, at the end, and on an error, a cancel or
     SIGTERM (from the command line), so an interrupted run resumes where it stopped.
     """
-    check(cfg.minutes is not None or cfg.steps is not None, "set a training budget: minutes or steps. Got: none")
+    check_budget(cfg)
     job = Job(1000, progress, cancel)
     run = start_run(cfg, resume, job)
     cfg, state = run.cfg, run.state
-    last_checkpoint, window, sums = time.perf_counter(), time.perf_counter(), {}
-    try:
-        while _budget_used(cfg, state) < 1:
-            job.check()
-            t0 = time.perf_counter()
-            for opt in run.opts.values():
-                for group in opt.param_groups:
-                    group["lr"] = cfg.lr * lr_factor(cfg, _budget_used(cfg, state))
-            stats = train_step(cfg, run.G, run.D, run.opts, *run.train.sample(cfg.batch, run.generator))
-            state.step += 1
-            state.seconds += time.perf_counter() - t0
-            sums = {k: sums.get(k, 0.0) + v for k, v in stats.items()}
-            if state.step % cfg.log_every == 0:
-                per_step = (time.perf_counter() - window) / cfg.log_every
-                means = " ".join(f"{k} {v / cfg.log_every:.3f}" for k, v in sums.items())
-                message = (f"step {state.step} {means} sec/step {per_step:.3f} time {state.seconds / 60:.1f}m "
-                           f"lr x{lr_factor(cfg, _budget_used(cfg, state)):.2f}")
-                log.info(message)
-                job.step(min(999, int(1000 * _budget_used(cfg, state))), message)
-                window, sums = time.perf_counter(), {}
-            if time.perf_counter() - last_checkpoint >= cfg.checkpoint_minutes * 60:
-                run.checkpoint()
-                last_checkpoint = time.perf_counter()
-    except BaseException:
-        if state.step > 0:
-            run.checkpoint()
-        raise
-    run.checkpoint()
+
+    def step(used: float) -> dict[str, float]:
+        for opt in run.opts.values():
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * lr_factor(cfg, used)
+        stats = train_step(cfg, run.G, run.D, run.opts, *run.train.sample(cfg.batch, run.generator))
+        state.step += 1
+        return stats
+
+    def progress_line(meter: Meter) -> str:
+        means = " ".join(f"{k} {v:.3f}" for k, v in meter.means().items())
+        return (f"step {state.step} {means} sec/step {meter.sec_per_step():.3f} time {state.seconds / 60:.1f}m "
+                f"lr x{lr_factor(cfg, budget_used(cfg, state)):.2f}")
+
+    train_steps(cfg, state, job, step, progress_line, run.checkpoint)
     if cfg.export:
         path = export(run)
         log.info("exported the generator to %s", path)
@@ -438,63 +385,17 @@ def export_only(cfg: EdgesConfig) -> Path:
     return export(run)
 
 
-def _millions(net: nn.Module) -> float:
-    return sum(p.numel() for p in net.parameters()) / 1e6
-
-
 # ----------------------------------------------------------------------------- command line
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[EdgesConfig, argparse.Namespace]:
-    parser = argparse.ArgumentParser(description="Train the house edge-to-image model (pix2pix) on Canny edges.")
-    defaults = EdgesConfig()
-    for f in dataclasses.fields(EdgesConfig):
-        if f.name == "smoke":
-            continue
-        default = getattr(defaults, f.name)
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        else:
-            kind = {"minutes": float, "steps": int}.get(f.name, type(default) if default is not None else str)
-            parser.add_argument(flag, type=kind, default=None)
-    parser.add_argument("--smoke", action="store_true", help="tiny network and data, a few steps, seconds")
-    parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
-    parser.add_argument("--export-only", action="store_true", help="export the latest checkpoint and stop")
-    parser.add_argument("--no-export", action="store_true")
-    # One thread on a shared CPU: two wait on each other whenever one is descheduled (see train_gan).
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    args = parser.parse_args(argv)
-    values: dict[str, Any] = dict(SMOKE, smoke=True) if args.smoke else {}
-    if args.smoke:
-        values["export"] = str(Path(args.out or defaults.out) / "house-edges-smoke.safetensors")
-    values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(EdgesConfig)
-                   if f.name != "smoke" and getattr(args, f.name) is not None})
-    if args.no_export:
-        values["export"] = None
-    return dataclasses.replace(defaults, **values), args
-
-
-def _exit_on_sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
+    return parse_config(EdgesConfig, argv, "Train the house edge-to-image model (pix2pix) on Canny edges.", SMOKE,
+                        "house-edges-smoke.safetensors", threads=1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg, args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
-                        stream=sys.stdout, force=True)
-    torch.set_num_threads(args.threads)  # a process-wide setting: only the command line makes it
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # a plain `kill` still writes a checkpoint
-    torch.set_flush_denormal(True)
-    try:
-        if args.export_only:
-            export_only(cfg)
-        else:
-            train(cfg, resume=not args.fresh)
-    except GanvasError as exc:
-        log.error("%s", exc)
-        return 1
-    return 0
+    return command(args.threads, lambda: export_only(cfg) if args.export_only else train(cfg, resume=not args.fresh))
 
 
 if __name__ == "__main__":

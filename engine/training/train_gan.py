@@ -19,13 +19,8 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import json
 import logging
 import math
-import os
-import signal
-import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,13 +31,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.errors import CheckpointError, GanvasError, check
+from engine.errors import check
 from engine.jobs import CancelToken, Job, Progress
 from engine.training.augment import diff_augment
+from engine.training.run import (CHECKPOINT_NAME, Meter, RunState, atomic_write, check_budget, command, eta_minutes,
+                                 millions, open_run, parse_config, read_checkpoint, restore_checkpoint, train_steps,
+                                 write_checkpoint)
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_NAME = "checkpoint.pt"
 DEFAULT_EXPORT = Path("resources/models/house-gan.safetensors")
 
 
@@ -101,10 +98,8 @@ SMOKE_COUNT = 16
 
 
 @dataclass
-class TrainState:
-    step: int = 0
+class TrainState(RunState):
     nimg: int = 0
-    seconds: float = 0.0  # training wall time, summed over resumed runs
 
 
 # ----------------------------------------------------------------------------
@@ -270,30 +265,9 @@ def train_step(cfg: TrainConfig, nets: dict[str, nn.Module], opts: dict[str, tor
 # Checkpoints, contact sheets, export
 
 
-def save_checkpoint(path: Path, cfg: TrainConfig, nets: dict[str, nn.Module], opts: dict[str, torch.optim.Optimizer],
-                    state: TrainState, generator: torch.Generator) -> None:
-    """Write everything a resume needs, atomically (temporary file, then rename)."""
-    payload = {
-        "config": dataclasses.asdict(cfg),
-        "state": dataclasses.asdict(state),
-        "nets": {name: net.state_dict() for name, net in nets.items()},
-        "opts": {name: opt.state_dict() for name, opt in opts.items()},
-        "rng": {"generator": generator.get_state(), "torch": torch.get_rng_state()},
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain data only)."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several unrelated types for a bad file
-        raise CheckpointError(f"cannot read training checkpoint {str(path)!r}. Got: {exc}") from exc
-    check(isinstance(payload, dict) and {"config", "state", "nets", "opts", "rng"} <= payload.keys(),
-          f"{str(path)!r} is not a GANvas training checkpoint. Got: keys {sorted(payload)[:8]}", CheckpointError)
-    return payload
+    """Read a checkpoint written by :meth:`Run.checkpoint`."""
+    return read_checkpoint(path, "GANvas", ("nets", "opts"))
 
 
 @torch.no_grad()
@@ -310,9 +284,7 @@ def contact_sheet(G: nn.Module, z: Tensor) -> np.ndarray:
 def save_sheet(G: nn.Module, z: Tensor, path: Path) -> None:
     from PIL import Image
 
-    tmp = path.with_name(path.name + ".tmp.png")
-    Image.fromarray(contact_sheet(G, z)).save(tmp)
-    os.replace(tmp, path)
+    atomic_write(path, Image.fromarray(contact_sheet(G, z)).save, ".png")
 
 
 def export_generator(cfg: TrainConfig, G_ema: nn.Module, D: nn.Module, state: TrainState,
@@ -338,29 +310,6 @@ def export_generator(cfg: TrainConfig, G_ema: nn.Module, D: nn.Module, state: Tr
 # The loop
 
 
-def _budget_left(cfg: TrainConfig, state: TrainState) -> float | None:
-    """Fraction of the budget left (1 at the start), or None when no target is set."""
-    fractions = []
-    if cfg.minutes is not None:
-        fractions.append(1 - state.seconds / (cfg.minutes * 60))
-    if cfg.kimg is not None:
-        fractions.append(1 - state.nimg / (cfg.kimg * 1000))
-    if cfg.steps is not None:
-        fractions.append(1 - state.step / max(cfg.steps, 1))
-    return min(fractions) if fractions else None
-
-
-def _eta_minutes(cfg: TrainConfig, state: TrainState, sec_per_step: float) -> float:
-    left = []
-    if cfg.minutes is not None:
-        left.append(cfg.minutes - state.seconds / 60)
-    if cfg.kimg is not None:
-        left.append((cfg.kimg * 1000 - state.nimg) / cfg.batch * sec_per_step / 60)
-    if cfg.steps is not None:
-        left.append((cfg.steps - state.step) * sec_per_step / 60)
-    return max(0.0, min(left)) if left else float("nan")
-
-
 # Fields a resumed run takes from the command line; everything else comes from the checkpoint.
 RUN_OVERRIDES = frozenset({"minutes", "kimg", "steps", "checkpoint_minutes", "log_every", "export", "out"})
 # Training hyper-parameters that leave the networks' shapes alone: a resumed run takes these from the
@@ -380,18 +329,15 @@ class Run:
     generator: torch.Generator
     state: TrainState
     sheet_z: Tensor  # fixed latents, so successive contact sheets are comparable
-    saved_step: int = -1
 
     @property
     def out(self) -> Path:
         return Path(self.cfg.out)
 
     def checkpoint(self) -> None:
-        """Save the checkpoint and the contact sheets, unless this step is already saved."""
-        if self.saved_step == self.state.step:
-            return
-        self.saved_step = self.state.step
-        save_checkpoint(self.out / CHECKPOINT_NAME, self.cfg, self.nets, self.opts, self.state, self.generator)
+        """Save the checkpoint and the contact sheets."""
+        write_checkpoint(self.out / CHECKPOINT_NAME, self.cfg, self.state, self.generator, nets=self.nets,
+                         opts=self.opts)
         save_sheet(self.nets["G_ema"], self.sheet_z, self.out / f"sheet-{self.state.nimg // 1000:06d}kimg.png")
         save_sheet(self.nets["G_ema"], self.sheet_z, self.out / "sheet-latest.png")
         log.info("checkpoint at step %d (%.1f kimg) -> %s", self.state.step, self.state.nimg / 1000,
@@ -404,17 +350,11 @@ def start_run(cfg: TrainConfig, resume: bool, retune: frozenset[str] = frozenset
     A resumed run keeps the checkpoint's configuration except ``RUN_OVERRIDES`` and the
     ``RETUNABLE`` fields named in ``retune``, which come from ``cfg``.
     """
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / CHECKPOINT_NAME
-    payload = load_checkpoint(ckpt_path) if resume and ckpt_path.is_file() else None
+    cfg, payload = open_run(cfg, resume, load_checkpoint, RUN_OVERRIDES | (retune & RETUNABLE))
     if payload is not None:
-        keep = RUN_OVERRIDES | (retune & RETUNABLE)
-        saved = {k: v for k, v in payload["config"].items() if k not in keep}
         changed = {k: getattr(cfg, k) for k in retune & RETUNABLE if payload["config"].get(k) != getattr(cfg, k)}
         if changed:
             log.info("resuming with changed %s", ", ".join(f"{k}={v!r}" for k, v in changed.items()))
-        cfg = dataclasses.replace(cfg, **saved)
     images, data_meta = load_images(cfg)
     source = ImageSource(images, cfg.mirror)
     torch.manual_seed(cfg.seed)
@@ -425,46 +365,22 @@ def start_run(cfg: TrainConfig, resume: bool, retune: frozenset[str] = frozenset
     generator = torch.Generator().manual_seed(cfg.seed)
     state = TrainState()
     if payload is not None:
-        for name, net in nets.items():
-            net.load_state_dict(payload["nets"][name])
-        for name, opt in opts.items():
-            opt.load_state_dict(payload["opts"][name])
+        restore_checkpoint(payload, generator, nets=nets, opts=opts)
         state = TrainState(**payload["state"])
-        generator.set_state(payload["rng"]["generator"])
-        torch.set_rng_state(payload["rng"]["torch"])
         log.info("resumed at step %d (%.1f kimg, %.1f min) from %s", state.step, state.nimg / 1000,
-                 state.seconds / 60, ckpt_path)
+                 state.seconds / 60, Path(cfg.out) / CHECKPOINT_NAME)
     sheet_z = torch.randn(cfg.sheet_size**2, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1))
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
     log.info("data %s: %d images at %d px; G %.2fM, D %.2fM parameters", data_meta.get("style"), len(images),
-             source.resolution, _millions(G), _millions(D))
+             source.resolution, millions(G), millions(D))
     return Run(cfg, source, data_meta, nets, opts, generator, state, sheet_z)
 
 
-class Meter:
-    """Averages the step statistics between two progress lines and times the steps."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
-        self.start, self.steps = time.perf_counter(), 0
-
-    def add(self, stats: dict[str, float]) -> None:
-        self.steps += 1
-        for key, value in stats.items():  # "r1" only appears on R1 steps
-            self.sums[key] = self.sums.get(key, 0.0) + value
-            self.counts[key] = self.counts.get(key, 0) + 1
-
-    def line(self, cfg: TrainConfig, state: TrainState) -> str:
-        """The progress line for the steps since the last call; restarts the window."""
-        sec_per_step = (time.perf_counter() - self.start) / max(self.steps, 1)
-        means = " ".join(f"{k} {self.sums[k] / self.counts[k]:.3f}" for k in self.sums)
-        self.reset()
-        return (f"step {state.step} kimg {state.nimg / 1000:.1f} {means} sec/step {sec_per_step:.2f} "
-                f"time {state.seconds / 60:.1f}m ETA {_eta_minutes(cfg, state, sec_per_step):.1f}m")
+def progress_line(cfg: TrainConfig, state: TrainState, meter: Meter) -> str:
+    """The log line for the steps since the last one: mean losses and logits, pace, ETA."""
+    means = " ".join(f"{k} {v:.3f}" for k, v in meter.means().items())
+    sec_per_step = meter.sec_per_step()
+    return (f"step {state.step} kimg {state.nimg / 1000:.1f} {means} sec/step {sec_per_step:.2f} "
+            f"time {state.seconds / 60:.1f}m ETA {eta_minutes(cfg, state, sec_per_step):.1f}m")
 
 
 def train(cfg: TrainConfig, resume: bool = True, progress: Progress | None = None,
@@ -475,39 +391,16 @@ def train(cfg: TrainConfig, resume: bool = True, progress: Progress | None = Non
     ``checkpoint_minutes`` and at the end; an error, a cancel or SIGTERM (from the
     command line) writes a checkpoint first.
     """
-    check(cfg.minutes is not None or cfg.kimg is not None or cfg.steps is not None,
-          "set a training budget: minutes, kimg or steps. Got: none")
+    check_budget(cfg)
     run = start_run(cfg, resume, retune)
     cfg, state = run.cfg, run.state
-    job = Job(1000, progress, cancel)
-    meter = Meter()
-    last_checkpoint = time.perf_counter()
-    try:
-        while (_budget_left(cfg, state) or 0.0) > 0:
-            job.check()
-            t0 = time.perf_counter()
-            meter.add(train_step(cfg, run.nets, run.opts, run.source, state, run.generator))
-            state.seconds += time.perf_counter() - t0
-            if state.step % cfg.log_every == 0:
-                message = meter.line(cfg, state)
-                log.info(message)
-                job.step(int(1000 * (1 - (_budget_left(cfg, state) or 0.0))), message)
-            if time.perf_counter() - last_checkpoint >= cfg.checkpoint_minutes * 60:
-                run.checkpoint()
-                last_checkpoint = time.perf_counter()
-    except BaseException:
-        if state.step > 0:
-            run.checkpoint()  # an interrupted run resumes where it stopped
-        raise
-    run.checkpoint()
+    train_steps(cfg, state, Job(1000, progress, cancel),
+                lambda used: train_step(cfg, run.nets, run.opts, run.source, state, run.generator),
+                lambda meter: progress_line(cfg, state, meter), run.checkpoint)
     if cfg.export:
         path = export_generator(cfg, run.nets["G_ema"], run.nets["D"], state, run.data_meta, Path(cfg.export))
         log.info("exported the EMA generator and the discriminator to %s", path)
     return state
-
-
-def _millions(net: nn.Module) -> float:
-    return sum(p.numel() for p in net.parameters()) / 1e6
 
 
 def export_only(cfg: TrainConfig) -> Path:
@@ -528,61 +421,15 @@ def export_only(cfg: TrainConfig) -> Path:
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namespace]:
-    parser = argparse.ArgumentParser(description="Train the house StyleGAN2 on a rendered face data set.")
-    defaults = TrainConfig()
-    for f in dataclasses.fields(TrainConfig):
-        if f.name == "smoke":
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
-        if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        else:
-            kind = {"minutes": float, "kimg": float, "steps": int, "ema_kimg": float, "ema_rampup": float}.get(
-                f.name, type(default) if default is not None else str)
-            parser.add_argument(flag, type=kind, default=None)
-    parser.add_argument("--smoke", action="store_true", help="tiny network and data, a few steps, seconds")
-    parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
-    parser.add_argument("--export-only", action="store_true", help="export the latest checkpoint and stop")
-    parser.add_argument("--no-export", action="store_true")
-    # On a CPU shared with other jobs use 1: two threads wait on each other whenever one is descheduled,
-    # which made steps 4-10x slower under load, while one thread keeps a steady pace.
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
-    args = parser.parse_args(argv)
-    values = dict(SMOKE, smoke=True) if args.smoke else {}
-    if args.smoke:
-        values["export"] = str(Path(args.out or defaults.out) / "house-gan-smoke.safetensors")
-    values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                   if f.name != "smoke" and getattr(args, f.name) is not None})
-    if args.no_export:
-        values["export"] = None
-    return dataclasses.replace(defaults, **values), args
-
-
-def _exit_on_sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
+    return parse_config(TrainConfig, argv, "Train the house StyleGAN2 on a rendered face data set.", SMOKE,
+                        "house-gan-smoke.safetensors", threads=2)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg, args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
-                        stream=sys.stdout, force=True)
-    # Thread count is a process-wide torch setting, so only the command line sets it.
-    torch.set_num_threads(args.threads)
-    # A plain `kill` then still writes a checkpoint on the way out (see train()).
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    # Denormal floats (tiny gradients early in GAN training) cost 10-100x on x86 CPUs.
-    torch.set_flush_denormal(True)
-    try:
-        if args.export_only:
-            export_only(cfg)
-        else:
-            given = frozenset(f.name for f in dataclasses.fields(TrainConfig) if getattr(args, f.name, None) is not None)
-            train(cfg, resume=not args.fresh, retune=given)
-    except GanvasError as exc:
-        log.error("%s", exc)
-        return 1
-    return 0
+    given = frozenset(f.name for f in dataclasses.fields(TrainConfig) if getattr(args, f.name, None) is not None)
+    return command(args.threads, lambda: export_only(cfg) if args.export_only
+                   else train(cfg, resume=not args.fresh, retune=given))
 
 
 if __name__ == "__main__":

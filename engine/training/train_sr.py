@@ -40,12 +40,8 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import json
 import logging
 import math
-import os
-import signal
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,13 +54,15 @@ import torch.nn.functional as F
 from spandrel.architectures.Compact import Compact
 from torch import Tensor, nn
 
-from engine.errors import CheckpointError, GanvasError, check
+from engine.errors import check
 from engine.jobs import CancelToken, Job, Progress
 from engine.ops.sr_metrics import evaluate_sr, imresize, round_uint8
+from engine.training.run import (CHECKPOINT_NAME, Meter, RunState, budget_used, check_budget, command, eta_minutes,
+                                 millions, open_run, parse_config, read_checkpoint, restore_checkpoint, train_steps,
+                                 write_checkpoint)
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_NAME = "checkpoint.pt"
 DEFAULT_EXPORT = Path("resources/models/house-sr-x4.safetensors")
 SRBENCH = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "srbench"
 
@@ -107,9 +105,7 @@ SMOKE = dict(data="", num_feat=8, num_conv=2, batch=2, patch=8, steps=4, warmup_
 
 
 @dataclass
-class SRTrainState:
-    step: int = 0
-    seconds: float = 0.0  # training wall time, summed over resumed runs
+class SRTrainState(RunState):
     monitor_psnr: float | None = None  # latest Y-PSNR of the EMA network on the monitor set
 
 
@@ -262,30 +258,9 @@ def monitor_psnr(cfg: SRTrainConfig, net: nn.Module, folder: str | None = None) 
 # Checkpoints and export
 
 
-def save_checkpoint(path: Path, cfg: SRTrainConfig, net: nn.Module, ema: nn.Module, opt: torch.optim.Optimizer,
-                    state: SRTrainState, generator: torch.Generator) -> None:
-    """Write everything a resume needs, atomically (temporary file, then rename)."""
-    payload = {
-        "config": dataclasses.asdict(cfg),
-        "state": dataclasses.asdict(state),
-        "nets": {"net": net.state_dict(), "ema": ema.state_dict()},
-        "opt": opt.state_dict(),
-        "rng": {"generator": generator.get_state(), "torch": torch.get_rng_state()},
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain data only)."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several unrelated types for a bad file
-        raise CheckpointError(f"cannot read training checkpoint {str(path)!r}. Got: {exc}") from exc
-    check(isinstance(payload, dict) and {"config", "state", "nets", "opt", "rng"} <= payload.keys(),
-          f"{str(path)!r} is not a GANvas SR training checkpoint. Got: keys {sorted(payload)[:8]}", CheckpointError)
-    return payload
+    """Read a checkpoint written by :meth:`Run.checkpoint`."""
+    return read_checkpoint(path, "GANvas SR", ("nets", "opt"))
 
 
 def export_model(cfg: SRTrainConfig, ema: nn.Module, state: SRTrainState, data_meta: dict[str, Any],
@@ -312,16 +287,6 @@ def export_model(cfg: SRTrainConfig, ema: nn.Module, state: SRTrainState, data_m
 # The loop
 
 
-def _budget_done(cfg: SRTrainConfig, state: SRTrainState) -> float:
-    """Fraction of the budget used (0 at the start, >= 1 when spent)."""
-    fractions = []
-    if cfg.minutes is not None:
-        fractions.append(state.seconds / max(cfg.minutes * 60, 1e-9))
-    if cfg.steps is not None:
-        fractions.append(state.step / max(cfg.steps, 1))
-    return max(fractions) if fractions else 1.0
-
-
 # Fields a resumed run takes from the command line; everything else comes from the checkpoint.
 RUN_OVERRIDES = frozenset({"minutes", "steps", "checkpoint_minutes", "eval_minutes", "log_every", "export",
                            "out", "monitor", "data"})
@@ -339,14 +304,11 @@ class Run:
     opt: torch.optim.Optimizer
     generator: torch.Generator
     state: SRTrainState
-    saved_step: int = -1
 
     def checkpoint(self) -> None:
-        if self.saved_step == self.state.step:
-            return
-        self.saved_step = self.state.step
         path = Path(self.cfg.out) / CHECKPOINT_NAME
-        save_checkpoint(path, self.cfg, self.net, self.ema, self.opt, self.state, self.generator)
+        write_checkpoint(path, self.cfg, self.state, self.generator, nets={"net": self.net, "ema": self.ema},
+                         opt=self.opt)
         log.info("checkpoint at step %d (%.1f min) -> %s", self.state.step, self.state.seconds / 60, path)
 
     def evaluate(self) -> None:
@@ -360,14 +322,8 @@ class Run:
 
 def start_run(cfg: SRTrainConfig, resume: bool) -> Run:
     """Build data, network and optimiser; restore them from ``cfg.out``'s checkpoint if resuming."""
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / CHECKPOINT_NAME
-    payload = load_checkpoint(ckpt_path) if resume and ckpt_path.is_file() else None
-    if payload is not None:
-        saved = {k: v for k, v in payload["config"].items() if k not in RUN_OVERRIDES}
-        saved["betas"] = tuple(saved["betas"])
-        cfg = dataclasses.replace(cfg, **saved)
+    cfg, payload = open_run(cfg, resume, load_checkpoint, RUN_OVERRIDES)
+    cfg = dataclasses.replace(cfg, betas=tuple(cfg.betas))
     photos, data_meta = load_photos(cfg)
     source = PatchSource(photos, cfg.scale, cfg.patch)
     torch.manual_seed(cfg.seed)
@@ -377,17 +333,13 @@ def start_run(cfg: SRTrainConfig, resume: bool) -> Run:
     generator = torch.Generator().manual_seed(cfg.seed)
     state = SRTrainState()
     if payload is not None:
-        net.load_state_dict(payload["nets"]["net"])
-        ema.load_state_dict(payload["nets"]["ema"])
-        opt.load_state_dict(payload["opt"])
+        restore_checkpoint(payload, generator, nets={"net": net, "ema": ema}, opt=opt)
         state = SRTrainState(**payload["state"])
-        generator.set_state(payload["rng"]["generator"])
-        torch.set_rng_state(payload["rng"]["torch"])
-        log.info("resumed at step %d (%.1f min) from %s", state.step, state.seconds / 60, ckpt_path)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+        log.info("resumed at step %d (%.1f min) from %s", state.step, state.seconds / 60,
+                 Path(cfg.out) / CHECKPOINT_NAME)
     log.info("data: %d photos, %.1f Mpixel HR; Compact %dnf %dnc x%d, %.3fM parameters", len(source),
              sum(x.shape[1] * x.shape[2] for x in source.hr) / 1e6, cfg.num_feat, cfg.num_conv, cfg.scale,
-             sum(p.numel() for p in net.parameters()) / 1e6)
+             millions(net))
     return Run(cfg, source, data_meta, net, ema, opt, generator, state)
 
 
@@ -397,55 +349,31 @@ def train(cfg: SRTrainConfig, resume: bool = True, progress: Progress | None = N
 
     A checkpoint is written every ``checkpoint_minutes`` and at the end; an error, a cancel or
     SIGTERM (from the command line) writes one first. The monitor set is scored every
-    ``eval_minutes`` of training time and at the end.
+    ``eval_minutes`` of training time and after the last step.
     """
-    check(cfg.minutes is not None or cfg.steps is not None, "set a training budget: minutes or steps. Got: none")
+    check_budget(cfg)
     run = start_run(cfg, resume)
     cfg, state = run.cfg, run.state
-    job = Job(1000, progress, cancel)
-    window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
-    last_checkpoint = time.perf_counter()
     next_eval = state.seconds + cfg.eval_minutes * 60
-    try:
-        while (done := _budget_done(cfg, state)) < 1.0:
-            job.check()
-            t0 = time.perf_counter()
-            stats = train_step(cfg, run.net, run.ema, run.opt, run.source, state, run.generator, done)
-            state.seconds += time.perf_counter() - t0
-            window_loss, window_steps = window_loss + stats["l1"], window_steps + 1
-            if state.step % cfg.log_every == 0:
-                sec = (time.perf_counter() - window_start) / window_steps
-                message = (f"step {state.step} l1 {window_loss / window_steps:.4f} lr {stats['lr']:.2e} "
-                           f"sec/step {sec:.3f} time {state.seconds / 60:.1f}m "
-                           f"ETA {_eta_minutes(cfg, state, sec):.1f}m")
-                log.info(message)
-                job.step(int(1000 * min(_budget_done(cfg, state), 1.0)), message)
-                window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
-            if state.seconds >= next_eval:
-                run.evaluate()
-                next_eval = state.seconds + cfg.eval_minutes * 60
-            if time.perf_counter() - last_checkpoint >= cfg.checkpoint_minutes * 60:
-                run.checkpoint()
-                last_checkpoint = time.perf_counter()
-    except BaseException:
-        if state.step > 0:
-            run.checkpoint()  # an interrupted run resumes where it stopped
-        raise
-    run.evaluate()
-    run.checkpoint()
+
+    def progress_line(meter: Meter) -> str:
+        sec = meter.sec_per_step()
+        return (f"step {state.step} l1 {meter.means()['l1']:.4f} lr {meter.last['lr']:.2e} sec/step {sec:.3f} "
+                f"time {state.seconds / 60:.1f}m ETA {eta_minutes(cfg, state, sec):.1f}m")
+
+    def evaluate_when_due() -> None:
+        nonlocal next_eval
+        if state.seconds >= next_eval or budget_used(cfg, state) >= 1:
+            run.evaluate()
+            next_eval = state.seconds + cfg.eval_minutes * 60
+
+    train_steps(cfg, state, Job(1000, progress, cancel),
+                lambda done: train_step(cfg, run.net, run.ema, run.opt, run.source, state, run.generator, done),
+                progress_line, run.checkpoint, evaluate_when_due)
     if cfg.export:
         path = export_model(cfg, run.ema, state, run.data_meta, Path(cfg.export))
         log.info("exported the EMA network to %s", path)
     return state
-
-
-def _eta_minutes(cfg: SRTrainConfig, state: SRTrainState, sec_per_step: float) -> float:
-    left = []
-    if cfg.minutes is not None:
-        left.append(cfg.minutes - state.seconds / 60)
-    if cfg.steps is not None:
-        left.append((cfg.steps - state.step) * sec_per_step / 60)
-    return max(0.0, min(left)) if left else float("nan")
 
 
 def export_only(cfg: SRTrainConfig) -> Path:
@@ -466,51 +394,13 @@ def export_only(cfg: SRTrainConfig) -> Path:
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[SRTrainConfig, argparse.Namespace]:
-    parser = argparse.ArgumentParser(description="Train the house x4 super-resolution network.")
-    defaults = SRTrainConfig()
-    for f in dataclasses.fields(SRTrainConfig):
-        if f.name in ("smoke", "betas"):
-            continue
-        default = getattr(defaults, f.name)
-        kind = {"minutes": float, "steps": int}.get(f.name, type(default) if default is not None else str)
-        parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=None)
-    parser.add_argument("--smoke", action="store_true", help="tiny network and synthetic photos, seconds")
-    parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
-    parser.add_argument("--export-only", action="store_true", help="export the latest checkpoint and stop")
-    parser.add_argument("--no-export", action="store_true")
-    # On a CPU shared with other jobs use 1: two threads wait on each other whenever one is descheduled.
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    args = parser.parse_args(argv)
-    values: dict[str, Any] = dict(SMOKE, smoke=True) if args.smoke else {}
-    if args.smoke:
-        values["export"] = str(Path(args.out or defaults.out) / "house-sr-smoke.safetensors")
-    values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(SRTrainConfig)
-                   if f.name not in ("smoke", "betas") and getattr(args, f.name) is not None})
-    if args.no_export:
-        values["export"] = None
-    return dataclasses.replace(defaults, **values), args
-
-
-def _exit_on_sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
+    return parse_config(SRTrainConfig, argv, "Train the house x4 super-resolution network.", SMOKE,
+                        "house-sr-smoke.safetensors", threads=1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg, args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
-                        stream=sys.stdout, force=True)
-    torch.set_num_threads(args.threads)  # a process-wide setting, so only the command line sets it
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # a plain `kill` still writes a checkpoint
-    torch.set_flush_denormal(True)  # denormal floats cost 10-100x on x86 CPUs
-    try:
-        if args.export_only:
-            export_only(cfg)
-        else:
-            train(cfg, resume=not args.fresh)
-    except GanvasError as exc:
-        log.error("%s", exc)
-        return 1
-    return 0
+    return command(args.threads, lambda: export_only(cfg) if args.export_only else train(cfg, resume=not args.fresh))
 
 
 if __name__ == "__main__":
