@@ -25,7 +25,6 @@ from PySide6.QtGui import QAction, QColor, QKeySequence, QMouseEvent, QPainter, 
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
-    QLabel,
     QPushButton,
     QSpinBox,
     QStyleOptionGraphicsItem,
@@ -38,11 +37,11 @@ from engine.jobs import CancelToken
 from gui.commands import ReplaceImage
 from gui.document import Document
 from gui.edit_state import latent_fits
-from gui.generate_panel import key_label
 from gui.invert_widgets import MaskControls
 from gui.jobs import JobRunner
 from gui.model_state import ModelState
 from gui.paint_layer import CanvasLayer, PaintLayer
+from gui.widgets import accent_button, key_label, status_label
 
 if TYPE_CHECKING:
     from engine.document import Document as Latent
@@ -458,9 +457,7 @@ class DragControls(QWidget):
         row.addWidget(self.tool_button, 1)
         row.addWidget(self.clear_button)
         layout.addLayout(row)
-        self.status = QLabel()
-        self.status.setObjectName("status")
-        self.status.setWordWrap(True)
+        self.status = status_label()
         layout.addWidget(self.status)
         row = QHBoxLayout()
         self.space = QComboBox()
@@ -477,9 +474,7 @@ class DragControls(QWidget):
         row.addWidget(self.steps, 1)
         layout.addLayout(row)
         row = QHBoxLayout()
-        self.run_button = QPushButton("Run")
-        self.run_button.setObjectName("generate")  # the panels' accent button
-        self.run_button.setToolTip("Move each handle onto its target (the result is one undoable step)")
+        self.run_button = accent_button("Run", "Move each handle onto its target (the result is one undoable step)")
         self.run_button.clicked.connect(tool.run)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("Stop and keep the image as it is now (cancel in the status bar discards it)")

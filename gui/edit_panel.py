@@ -22,12 +22,10 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSlider,
     QVBoxLayout,
     QWidget,
@@ -48,10 +46,11 @@ from gui.edit_state import (
     render_edits_job,
 )
 from gui.edit_widgets import EDIT_STYLE, STEPS, DirectionRow, range_slider, seed_spin, slots_text, value_spin
-from gui.generate_panel import MAX_SEED, key_label, section_label
+from gui.generate_panel import MAX_SEED
 from gui.jobs import JobRunner
 from gui.model_state import ModelInfo, ModelState
 from gui.render_queue import LatestRenderer
+from gui.widgets import key_label, scrolling_column, section_label, status_label
 
 if TYPE_CHECKING:
     from engine.document import Document as Latent
@@ -89,10 +88,7 @@ class EditPanel(QWidget):
     # Layout -------------------------------------------------------------------------
 
     def _build(self) -> None:
-        content = QWidget()
-        layout = QVBoxLayout(content)
-        layout.setContentsMargins(10, 6, 10, 10)
-        layout.setSpacing(6)
+        layout, self.scroll = scrolling_column(self)
         header = QHBoxLayout()
         header.addWidget(section_label("Latent"), 1)
         self.reset_button = QPushButton("Reset")
@@ -100,9 +96,7 @@ class EditPanel(QWidget):
         self.reset_button.clicked.connect(self.reset)
         header.addWidget(self.reset_button, 0, Qt.AlignmentFlag.AlignBottom)
         layout.addLayout(header)
-        self.status = QLabel()
-        self.status.setObjectName("status")
-        self.status.setWordWrap(True)
+        self.status = status_label()
         layout.addWidget(self.status)
         self.controls = QWidget()
         inner = QVBoxLayout(self.controls)
@@ -127,14 +121,6 @@ class EditPanel(QWidget):
         inner.addWidget(self.rows_box)
         layout.addWidget(self.controls)
         layout.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(content)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
 
     def _build_mix(self) -> QWidget:
         box = QWidget()

@@ -30,8 +30,9 @@ from PySide6.QtWidgets import (
 from superqt import QRangeSlider
 
 from gui.edit_state import AnimationRequest, direction_title
-from gui.generate_panel import MAX_SEED, STYLE, ElidedLabel
+from gui.generate_panel import MAX_SEED
 from gui.theme import ACCENT, DISABLED_TEXT
+from gui.widgets import STYLE, ElidedLabel
 
 STRENGTH_MAX, STEPS = 4.0, 100  # slider ticks per standard deviation
 TITLE_WIDTH = 92  # px: "GANSpace 10" in bold fits
@@ -61,6 +62,9 @@ def seed_spin(tip: str) -> QSpinBox:
     box.setRange(0, MAX_SEED)
     box.setKeyboardTracking(False)
     box.setToolTip(tip)
+    # Qt asks 120 px for ten digits and the arrows, more than they take; beside a check box and a
+    # combo that would widen the dock.
+    box.setMinimumWidth(box.fontMetrics().horizontalAdvance("9" * len(str(MAX_SEED))) + 30)
     return box
 
 

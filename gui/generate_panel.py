@@ -32,7 +32,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSizePolicy,
     QSlider,
     QSpinBox,
     QToolButton,
@@ -47,6 +46,7 @@ from gui.document import Document
 from gui.jobs import JobRunner
 from gui.model_state import ModelInfo, ModelState
 from gui.render_queue import LatestRenderer
+from gui.widgets import STYLE, ElidedLabel, accent_button, column, form_layout, key_label, section_label, status_label
 
 if TYPE_CHECKING:
     import torch
@@ -141,38 +141,6 @@ def _count(n: int) -> str:
     return str(n)
 
 
-class ElidedLabel(QLabel):
-    """A one-line label that shortens its text in the middle instead of widening the panel."""
-
-    def __init__(self, text: str = "", parent: QWidget | None = None):
-        super().__init__(parent)
-        self._full = text
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.set_full_text(text)
-
-    def set_full_text(self, text: str) -> None:
-        self._full = text
-        self.setToolTip(text)
-        self._elide()
-
-    def full_text(self) -> str:
-        return self._full
-
-    def resizeEvent(self, event: Any) -> None:
-        super().resizeEvent(event)
-        self._elide()
-
-    def _elide(self) -> None:
-        width = max(self.width(), 40)
-        super().setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle, width))
-
-
-def section_label(title: str) -> QLabel:
-    label = QLabel(title.upper())
-    label.setObjectName("section")
-    return label
-
-
 def _tool_button(icon_name: str, tip: str) -> QToolButton:
     button = QToolButton()
     button.setIcon(panel_icon(icon_name))
@@ -180,12 +148,6 @@ def _tool_button(icon_name: str, tip: str) -> QToolButton:
     button.setToolTip(tip)
     button.setAutoRaise(True)
     return button
-
-
-def key_label(text: str) -> QLabel:
-    label = QLabel(text)
-    label.setProperty("role", "key")
-    return label
 
 
 class ModelInfoView(QWidget):
@@ -198,10 +160,8 @@ class ModelInfoView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(6)
-        self.placeholder = QLabel("No generator loaded. Open a StyleGAN checkpoint (.pkl, .pt, .safetensors) "
-                                  "or drop one on the window.")
-        self.placeholder.setWordWrap(True)
-        self.placeholder.setObjectName("status")
+        self.placeholder = status_label("No generator loaded. Open a StyleGAN checkpoint (.pkl, .pt, .safetensors) "
+                                        "or drop one on the window.")
         self.open_button = QPushButton("Open Checkpoint…")
         if open_action is not None:
             self.open_button.clicked.connect(open_action.trigger)
@@ -242,19 +202,6 @@ class ModelInfoView(QWidget):
         self.labels["Parameters"].setToolTip(f"{info.parameters:,} parameters")
 
 
-STYLE = """
-QLabel#section { color: #8c8c92; font-size: 9pt; font-weight: 600; letter-spacing: 1px; padding-top: 6px; }
-QLabel[role="key"] { color: #9a9aa0; }
-QLabel#status { color: #9a9aa0; }
-QFrame#rule { color: #3a3a3e; }
-QPushButton#generate { padding: 6px 12px; font-weight: 600; color: white; background: #2f73c4;
-                       border: 1px solid #1c1c1e; border-radius: 3px; }
-QPushButton#generate:hover { background: #3a82d6; }
-QPushButton#generate:pressed { background: #28629f; }
-QPushButton#generate:disabled { color: #78787c; background: #3a3a3e; }
-"""
-
-
 class GeneratePanel(QWidget):
     """Seed, ψ, class and noise controls, the model's facts, and the render loop.
 
@@ -282,10 +229,7 @@ class GeneratePanel(QWidget):
     # Layout -------------------------------------------------------------------------
 
     def _build(self, open_action: QAction | None) -> None:
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(10, 6, 10, 10)
-        layout.setSpacing(6)
-
+        layout = column(self)
         layout.addWidget(section_label("Model"))
         self.model_view = ModelInfoView(open_action)
         layout.addWidget(self.model_view)
@@ -296,11 +240,7 @@ class GeneratePanel(QWidget):
         layout.addWidget(rule)
         layout.addWidget(section_label("Sample"))
         self.controls = QWidget()
-        form = QFormLayout(self.controls)
-        form.setContentsMargins(0, 0, 0, 0)
-        form.setHorizontalSpacing(12)
-        form.setVerticalSpacing(8)
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form = form_layout(self.controls)
         form.addRow(key_label("Seed"), self._build_seed_row())
         form.addRow(key_label("Truncation ψ"), self._build_psi_row())
         self.class_combo = QComboBox()
@@ -314,14 +254,11 @@ class GeneratePanel(QWidget):
         form.addRow(key_label("Noise"), self.noise_combo)
         layout.addWidget(self.controls)
 
-        self.generate_button = QPushButton("Generate")
-        self.generate_button.setObjectName("generate")
-        self.generate_button.setToolTip("Draw the sample for these settings onto the canvas (one undoable step)")
+        self.generate_button = accent_button("Generate", "Draw the sample for these settings onto the canvas "
+                                                         "(one undoable step)")
         self.generate_button.clicked.connect(self.generate)
         layout.addWidget(self.generate_button)
-        self.status = QLabel()
-        self.status.setObjectName("status")
-        self.status.setWordWrap(True)
+        self.status = status_label()
         layout.addWidget(self.status)
         layout.addStretch(1)
 

@@ -27,9 +27,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.generate_panel import ElidedLabel, key_label, section_label
 from gui.landmark_layer import LandmarkLayer
 from gui.paint_layer import PaintLayer
+from gui.widgets import ElidedLabel, key_label, section_label, snug_button, status_label
 
 DISTANCE_COLOUR = QColor(240, 160, 64)
 PSNR_COLOUR = QColor(74, 158, 255)
@@ -251,13 +251,11 @@ class AlignControls(QWidget):
         self.reset_button = QPushButton("Reset")
         self.reset_button.setToolTip("Remove the four points")
         self.reset_button.clicked.connect(layer.reset)
-        row.addWidget(self.align_check, 1)
+        layout.addWidget(self.align_check)  # the buttons get a row of their own: the dock is narrow
         for button in (self.detect_button, self.place_button, self.reset_button):
-            row.addWidget(button)
+            row.addWidget(snug_button(button), 1)
         layout.addLayout(row)
-        self.status = QLabel()
-        self.status.setObjectName("status")
-        self.status.setWordWrap(True)
+        self.status = status_label()
         layout.addWidget(self.status)
         self.align_check.toggled.connect(self._toggled)
         layer.pointsChanged.connect(self.show_state)

@@ -15,25 +15,13 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QTimer, Signal
 from PySide6.QtGui import QHideEvent, QShowEvent
-from PySide6.QtWidgets import (
-    QComboBox,
-    QDockWidget,
-    QFrame,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QScrollArea,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QComboBox, QDockWidget, QHBoxLayout, QLabel, QPushButton, QSpinBox, QWidget
 
 from engine.images import Image
 from gui.commands import ReplaceImage
 from gui.edit_state import latent_fits
-from gui.generate_panel import STYLE, key_label, section_label
 from gui.jobs import JobCancelled, JobProgress
 from gui.render_queue import LatestRenderer
 from gui.sketch_layer import COLOUR, EDGES
@@ -49,14 +37,25 @@ from gui.sketch_state import (
     sketch_job,
     translate_job,
 )
-from gui.sketch_tools import KEEP, SketchTools, form_layout
+from gui.sketch_tools import KEEP, SketchTools
 from gui.sketch_widgets import CandidateStrip, ResultView
+from gui.widgets import (
+    STYLE,
+    CompactComboBox,
+    accent_button,
+    cancel_button,
+    form_layout,
+    key_label,
+    scrolling_column,
+    section_label,
+    snug_button,
+    status_label,
+)
 
 if TYPE_CHECKING:
     from gui.main_window import MainWindow
 
 SKETCH_STYLE = STYLE + """
-QPushButton#cancel { padding: 6px 12px; }
 QPushButton:checked, QToolButton:checked { background: #2f5f96; border: 1px solid #4a9eff; }
 QToolButton { padding: 4px 2px; }
 QLabel#live { color: #4a9eff; }
@@ -123,14 +122,11 @@ class SketchPanel(QWidget):
     # Layout -------------------------------------------------------------------------
 
     def _build(self) -> None:
-        content = QWidget()
-        layout = QVBoxLayout(content)
-        layout.setContentsMargins(10, 6, 10, 10)
-        layout.setSpacing(6)
+        layout, self.scroll = scrolling_column(self)
         layout.addWidget(self.tools)
         layout.addWidget(section_label("Generate"))
-        form = form_layout()
-        self.route_combo = QComboBox()
+        form = form_layout(row_spacing=6)
+        self.route_combo = CompactComboBox()
         self.route_combo.setToolTip("GAN search: find latents of the loaded generator that honour the drawing. "
                                     "Edges model: a network that turns edges into a picture at once")
         form.addRow(key_label("Route"), self.route_combo)
@@ -139,7 +135,6 @@ class SketchPanel(QWidget):
             self.kind_combo.addItem(label, kind)
         self.kind_combo.setToolTip("Which layers the search honours; a painted keep mask always counts")
         form.addRow(key_label("Use"), self.kind_combo)
-        numbers = QHBoxLayout()
         self.candidates_spin = QSpinBox()
         self.candidates_spin.setRange(1, 8)
         self.candidates_spin.setValue(4)
@@ -149,20 +144,14 @@ class SketchPanel(QWidget):
         self.steps_spin.setSingleStep(25)
         self.steps_spin.setValue(100)
         self.steps_spin.setToolTip("Search steps (house-gan: 4 candidates × 20 steps take about 4 s on one core)")
-        numbers.setSpacing(12)
-        numbers.addWidget(self.candidates_spin)
-        numbers.addWidget(key_label("Steps"))
-        numbers.addWidget(self.steps_spin)
-        form.addRow(key_label("Candidates"), numbers)
+        form.addRow(key_label("Candidates"), self.candidates_spin)
+        form.addRow(key_label("Steps"), self.steps_spin)
         layout.addLayout(form)
         buttons = QHBoxLayout()
-        self.generate_button = QPushButton("Generate")
-        self.generate_button.setObjectName("generate")
-        self.generate_button.setToolTip("Search for images that honour the drawing; pick one from the strip below")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setObjectName("cancel")
-        self.cancel_button.setToolTip("Stop the search; the image stays as it was")
-        self.live_button = QPushButton("Live")
+        self.generate_button = accent_button("Generate", "Search for images that honour the drawing; "
+                                                         "pick one from the strip below")
+        self.cancel_button = cancel_button("Stop the search; the image stays as it was")
+        self.live_button = snug_button(QPushButton("Live"))
         self.live_button.setCheckable(True)
         self.live_button.setToolTip("After each stroke, continue a short search from the last result "
                                     "(only the newest drawing is searched)")
@@ -173,9 +162,7 @@ class SketchPanel(QWidget):
         self.live_label = QLabel()
         self.live_label.setObjectName("live")
         layout.addWidget(self.live_label)
-        self.status = QLabel()
-        self.status.setObjectName("status")
-        self.status.setWordWrap(True)
+        self.status = status_label()
         layout.addWidget(self.status)
         layout.addWidget(section_label("Result"))
         self.result_view = ResultView()
@@ -187,14 +174,6 @@ class SketchPanel(QWidget):
         layout.addWidget(self.use_button)
         layout.addWidget(self.tools.edges_box)
         layout.addStretch(1)
-        self.scroll = scroll = QScrollArea()
-        scroll.setWidget(content)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
 
     def event(self, event: QEvent) -> bool:
         # A dock behind another tab stays "visible" (Qt moves it out of sight), so the dock's

@@ -23,7 +23,6 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QKeySequence
 from PySide6.QtWidgets import (
     QColorDialog,
-    QFormLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -32,11 +31,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.generate_panel import key_label, section_label
 from gui.render_queue import LatestRenderer
 from gui.sketch_layer import COLOUR, EDGES, KeepLayer, SketchLayer
 from gui.sketch_state import Drawing, EdgesFound, build_drawing, canny_job, document_layers, edges_at, read_layers
 from gui.sketch_widgets import ColourSwatches, LayerList, ToolButtons, slider
+from gui.widgets import form_layout, key_label, section_label, status_label
 
 if TYPE_CHECKING:
     from engine.document import Document as Latent
@@ -44,17 +43,9 @@ if TYPE_CHECKING:
 
 KEEP = "keep"
 KEEP_COLOUR = QColor(70, 200, 120)
-LAYER_TITLES = {COLOUR: "Colour strokes", EDGES: "Edges", KEEP: "Keep"}
+LAYER_TITLES = {COLOUR: "Strokes", EDGES: "Edges", KEEP: "Keep"}
 PAINTER = {COLOUR: "brush", EDGES: "pen", KEEP: "keep"}  # the tool that paints each layer
 EDGES_DEBOUNCE_MS = 80
-
-
-def form_layout() -> QFormLayout:
-    form = QFormLayout()
-    form.setHorizontalSpacing(12)
-    form.setVerticalSpacing(6)
-    form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-    return form
 
 
 class SketchTools(QWidget):
@@ -102,7 +93,7 @@ class SketchTools(QWidget):
         layout.addWidget(section_label("Tools"))
         self.tools = ToolButtons()
         layout.addWidget(self.tools)
-        form = form_layout()
+        form = form_layout(row_spacing=6)
         self.size_slider, row = slider(1, 256, 6, "Brush and eraser diameter in image pixels ([ and ])",
                                        lambda v: f"{v} px")
         form.addRow(key_label("Size"), row)
@@ -122,9 +113,8 @@ class SketchTools(QWidget):
         self.pen_spin.setToolTip("The edge pen's line width in image pixels")
         colours.addWidget(self.swatches)
         colours.addWidget(self.colour_label, 1)
-        colours.addWidget(key_label("Pen"))
-        colours.addWidget(self.pen_spin)
         form.addRow(key_label("Colour"), colours)
+        form.addRow(key_label("Pen"), self.pen_spin)
         layout.addLayout(form)
         layout.addWidget(section_label("Layers"))
         self.layers = LayerList(LAYER_TITLES)
@@ -148,16 +138,14 @@ class SketchTools(QWidget):
         buttons.addWidget(self.edges_button, 1)
         buttons.addWidget(self.use_edges_button, 1)
         layout.addLayout(buttons)
-        form = form_layout()
+        form = form_layout(row_spacing=6)
         tip = "Canny's {} threshold on the 0-255 gradient scale (ControlNet uses 100 / 200)"
         self.low_slider, row = slider(1, 255, 100, tip.format("low"), str)
         form.addRow(key_label("Low"), row)
         self.high_slider, row = slider(1, 255, 200, tip.format("high"), str)
         form.addRow(key_label("High"), row)
         layout.addLayout(form)
-        self.edges_status = QLabel()
-        self.edges_status.setObjectName("status")
-        self.edges_status.setWordWrap(True)
+        self.edges_status = status_label()
         layout.addWidget(self.edges_status)
         return box
 
@@ -429,4 +417,4 @@ class SketchTools(QWidget):
         self.set_target(EDGES)
 
 
-__all__ = ["SketchTools", "LAYER_TITLES", "KEEP", "form_layout"]
+__all__ = ["SketchTools", "LAYER_TITLES", "KEEP"]

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.convert import to_qimage
+from gui.widgets import snug_button
 
 FRAME = QColor(30, 30, 32)
 LABEL = QColor(154, 154, 160)
@@ -46,22 +47,25 @@ class ToolButtons(QWidget):
     """
 
     toolChosen = Signal(object)
+    COLUMNS = 3  # five buttons in one row are wider than the dock
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.setSpacing(3)
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(3)
         self.buttons: dict[str, QToolButton] = {}
-        for name, (text, key, tip) in TOOL_NAMES.items():
+        for index, (name, (text, key, tip)) in enumerate(TOOL_NAMES.items()):
             button = QToolButton()
             button.setText(text)
             button.setCheckable(True)
             button.setToolTip(f"{tip} ({key})")
             button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
             button.clicked.connect(lambda on, n=name: self.toolChosen.emit(n if on else None))
-            row.addWidget(button)
+            grid.addWidget(button, *divmod(index, self.COLUMNS))
             self.buttons[name] = button
+        for column in range(self.COLUMNS):
+            grid.setColumnStretch(column, 1)
 
     def show_tool(self, tool: str | None) -> None:
         for name, button in self.buttons.items():
@@ -159,7 +163,7 @@ class LayerList(QWidget):
             show.toggled.connect(lambda on, n=name: self.shownToggled.emit(n, on))
             state = QLabel()
             state.setObjectName("status")
-            clear = QPushButton("Clear")
+            clear = snug_button(QPushButton("Clear"))
             clear.setToolTip("Remove everything on the layer (one undoable step)")
             clear.clicked.connect(lambda _=False, n=name: self.clearRequested.emit(n))
             for column, widget in enumerate((radio, state, show, clear)):

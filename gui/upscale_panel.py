@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -36,17 +35,15 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
 from gui.commands import ReplaceImage
-from gui.generate_panel import STYLE, key_label, section_label
 from gui.jobs import JobCancelled, JobProgress
 from gui.upscale_jobs import BatchReport, LoadedSR, SRInfo, Upscaled, UpscaleRequest, batch_upscale_job, upscale_job
 from gui.upscale_picker import ModelPicker, figures_form
+from gui.widgets import STYLE, accent_button, form_layout, key_label, scrolling_column, section_label, status_label
 
 if TYPE_CHECKING:
     from gui.document import Document
@@ -55,11 +52,6 @@ if TYPE_CHECKING:
 MODEL_SCALE = 0.5  # the scale box's lowest value, shown as "Model (×s)": the model's own scale
 TILE_STEP = 64
 UPSCALE_STYLE = STYLE + """
-QPushButton#upscale { padding: 6px 12px; font-weight: 600; color: white; background: #2f73c4;
-                      border: 1px solid #1c1c1e; border-radius: 3px; }
-QPushButton#upscale:hover { background: #3a82d6; }
-QPushButton#upscale:pressed { background: #28629f; }
-QPushButton#upscale:disabled { color: #78787c; background: #3a3a3e; }
 QLabel#skipped { color: #e0b060; }
 """
 
@@ -110,10 +102,7 @@ class UpscalePanel(QWidget):
     # Layout -------------------------------------------------------------------------
 
     def _build(self) -> None:
-        content = QWidget()
-        layout = QVBoxLayout(content)
-        layout.setContentsMargins(10, 6, 10, 10)
-        layout.setSpacing(6)
+        layout, self.scroll = scrolling_column(self)
         layout.addWidget(section_label("Model"))
         self.picker = ModelPicker(self.window)
         layout.addWidget(self.picker)
@@ -124,11 +113,7 @@ class UpscalePanel(QWidget):
         layout.addWidget(rule)
         layout.addWidget(section_label("Upscale"))
         self.controls = QWidget()
-        form = QFormLayout(self.controls)
-        form.setContentsMargins(0, 0, 0, 0)
-        form.setHorizontalSpacing(12)
-        form.setVerticalSpacing(8)
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form = form_layout(self.controls)
         self.scale_spin = QDoubleSpinBox()
         self.scale_spin.setRange(MODEL_SCALE, 16.0)
         self.scale_spin.setSingleStep(0.5)
@@ -149,17 +134,13 @@ class UpscalePanel(QWidget):
         form.addRow(key_label("Tile"), self.tile_spin)
         self.tta_check = QCheckBox("Self-ensemble (TTA, 8× slower)")
         self.tta_check.setToolTip("Average the model over the 8 flips and rotations: a little sharper and cleaner")
-        form.addRow(key_label("Quality"), self.tta_check)
-        self.size_label = QLabel()
-        self.size_label.setObjectName("status")
-        self.size_label.setWordWrap(True)  # a long size must not widen the dock
+        form.addRow(self.tta_check)  # the whole width: beside a key it would be wider than the dock
+        self.size_label = status_label()
         form.addRow(key_label("Size"), self.size_label)
         layout.addWidget(self.controls)
 
-        self.upscale_button = QPushButton("Upscale")
-        self.upscale_button.setObjectName("upscale")
-        self.upscale_button.setToolTip("Upscale the image on the canvas (one undoable step; the compare view "
-                                       "shows plain resizing against the model)")
+        self.upscale_button = accent_button("Upscale", "Upscale the image on the canvas (one undoable step; the "
+                                            "compare view shows plain resizing against the model)", "upscale")
         self.upscale_button.clicked.connect(self.upscale)
         layout.addWidget(self.upscale_button)
         progress_row = QHBoxLayout()
@@ -176,9 +157,7 @@ class UpscalePanel(QWidget):
         self.batch_button.setToolTip("Upscale every image in a folder into another folder with these settings")
         self.batch_button.clicked.connect(self.batch_dialog)
         layout.addWidget(self.batch_button)
-        self.status = QLabel()
-        self.status.setObjectName("status")
-        self.status.setWordWrap(True)
+        self.status = status_label()
         layout.addWidget(self.status)
 
         self.result_title = section_label("Result")
@@ -193,14 +172,6 @@ class UpscalePanel(QWidget):
         for widget in (self.result_title, self.result_facts, self.skipped_label):
             widget.hide()
         layout.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(content)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
 
     # Hooks: the blocking questions (tests replace them) -------------------------------
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QFileDialog, QFormLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QFormLayout, QLabel, QVBoxLayout, QWidget
 
-from gui.generate_panel import ElidedLabel, key_label
 from gui.upscale_jobs import SR_FILTER, LoadedSR, SRInfo, load_sr_job, sr_catalogue
+from gui.widgets import CompactComboBox, ElidedLabel, key_label
 
 if TYPE_CHECKING:
     from gui.main_window import MainWindow
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 OPEN_ITEM = "<open>"  # the "Open model file…" entry's data (every other entry's data is a model spec)
 
 
-class _ModelCombo(QComboBox):
+class _ModelCombo(CompactComboBox):
     """A combo that says when its list is about to open, so the catalogue is re-read then."""
 
     aboutToShow = Signal()
@@ -72,7 +72,7 @@ class ModelPicker(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(6)
-        self.combo = _ModelCombo()
+        self.combo = _ModelCombo(16)
         self.combo.setToolTip("The super-resolution model: house models, recent files, or any "
                               ".pth/.safetensors that spandrel reads (Real-ESRGAN, SwinIR, HAT, DAT, SPAN, …)")
         self.combo.aboutToShow.connect(self.refresh)

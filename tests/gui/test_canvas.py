@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QPoint, QPointF, QRect, Qt
-from PySide6.QtGui import QMouseEvent, QWheelEvent
+from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 
 from tests.conftest import gradient_rgb
-from tests.gui.helpers import grab_viewport, image_pixel_in_viewport, open_via_menu
+from tests.gui.helpers import grab_viewport, image_pixel_in_viewport, open_via_menu, send_mouse
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 
@@ -20,19 +20,12 @@ def wheel(canvas, pos: QPointF, notches: int) -> None:
     QApplication.sendEvent(canvas.viewport(), event)
 
 
-def mouse(canvas, kind: QEvent.Type, pos: QPointF, button=Qt.MouseButton.LeftButton,
-          modifiers=Qt.KeyboardModifier.NoModifier) -> None:
-    buttons = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseButtonRelease else button
-    event = QMouseEvent(kind, pos, canvas.viewport().mapToGlobal(pos), button, buttons, modifiers)
-    QApplication.sendEvent(canvas.viewport(), event)
-
-
 def drag(canvas, start: QPointF, end: QPointF, button=Qt.MouseButton.LeftButton,
          modifiers=Qt.KeyboardModifier.NoModifier) -> None:
-    mouse(canvas, QEvent.Type.MouseButtonPress, start, button, modifiers)
+    send_mouse(canvas, QEvent.Type.MouseButtonPress, start, button, modifiers)
     for t in (0.5, 1.0):
-        mouse(canvas, QEvent.Type.MouseMove, start + (end - start) * t, button, modifiers)
-    mouse(canvas, QEvent.Type.MouseButtonRelease, end, button, modifiers)
+        send_mouse(canvas, QEvent.Type.MouseMove, start + (end - start) * t, button, modifiers)
+    send_mouse(canvas, QEvent.Type.MouseButtonRelease, end, button, modifiers)
 
 
 @pytest.fixture
@@ -168,8 +161,8 @@ def test_drag_selects_a_rectangle_and_square_lock_makes_it_square(big_photo):
     drag(canvas, origin + QPointF(50, 50), origin + QPointF(90, 170), modifiers=Qt.KeyboardModifier.ShiftModifier)
     assert canvas.selection() == QRect(50, 50, 120, 120)  # Shift squares one drag
 
-    mouse(canvas, QEvent.Type.MouseButtonPress, origin + QPointF(300, 300))
-    mouse(canvas, QEvent.Type.MouseButtonRelease, origin + QPointF(300, 300))
+    send_mouse(canvas, QEvent.Type.MouseButtonPress, origin + QPointF(300, 300))
+    send_mouse(canvas, QEvent.Type.MouseButtonRelease, origin + QPointF(300, 300))
     assert canvas.selection() is None and not big_photo.act.crop.isEnabled()
 
 

@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, QRect, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QApplication, QDockWidget, QLabel
+from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QScrollArea
 
 from engine import __version__
 from engine.images import Image, load_image
 from engine.jobs import Job
 from gui.main_window import MainWindow
 from gui.settings import Settings, open_settings
+from gui.theme import apply_theme
 from tests.conftest import gradient_rgb
 from tests.gui.helpers import open_via_menu
 
@@ -296,6 +297,57 @@ def test_panels_dock_on_the_right_and_tab_together(window, qtbot):
     titles = [a.text() for a in window.panels_menu.actions()]
     assert titles[:3] == ["History", "Generate", "Edit"] and titles[-2:] == ["Extra one", "Extra two"]
     assert len(window.findChildren(QDockWidget)) == len(titles)
+
+
+DOCK_WIDTH = 282  # px: the right docks of a 1280 x 900 window, as a saved layout has them
+
+
+@pytest.fixture
+def large_window(qtbot, qapp, settings: Settings):
+    """A main window first shown at 1280 x 900 (the docks take their width when first shown)."""
+    apply_theme(qapp)
+    win = MainWindow(settings)
+    win.confirm_discard = lambda: True
+    win.resize(1280, 900)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.close()
+    win.runner.shutdown()
+    win.deleteLater()
+
+
+def test_every_panel_fits_its_dock_without_scrolling_sideways(large_window, qtbot, one_torch_thread):
+    """With house-gan loaded and the docks DOCK_WIDTH wide, no panel is wider than its dock: the panels
+    scroll up and down only, so anything wider would be cut off at the right edge. Room is kept for
+    the vertical scroll bar, which a panel gets as soon as it grows taller than the dock."""
+    window = large_window
+    with qtbot.waitSignal(window.model.loaded, timeout=30000):
+        window.model.load("house-gan")
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=30000)
+    docks = window.findChildren(QDockWidget)
+    assert {d.windowTitle() for d in docks} == {"History", "Generate", "Edit", "Invert", "Upscale", "Sketch"}
+    window.resizeDocks(docks, [DOCK_WIDTH] * len(docks), Qt.Orientation.Horizontal)
+    too_wide = []
+    for dock in docks:
+        dock.raise_()
+        qtbot.wait(50)  # the Upscale panel loads its model when first shown
+        qtbot.waitUntil(lambda: not window.runner.busy, timeout=30000)
+        assert dock.width() == DOCK_WIDTH
+        panel = dock.widget()
+        scroll = panel.findChild(QScrollArea, options=Qt.FindChildOption.FindDirectChildrenOnly)
+        if scroll is None:
+            content, room = panel, panel.width()
+        else:
+            content, room = scroll.widget(), scroll.viewport().width()
+            bar = scroll.verticalScrollBar()
+            if not bar.isVisible():
+                room -= bar.sizeHint().width()
+        needed = content.minimumSizeHint().width()
+        if needed > room:
+            too_wide.append(f"{dock.windowTitle()}: {needed} px in {room} px")
+    assert window.upscale_panel.picker.loaded is not None  # the model's facts were measured too
+    assert not too_wide
 
 
 def test_standard_shortcuts(window):

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent, QUndoStack
-from PySide6.QtWidgets import QApplication, QGraphicsScene, QGraphicsView
+from PySide6.QtWidgets import QGraphicsScene, QGraphicsView
 
 from gui.paint_layer import PaintLayer
+from tests.gui.helpers import send_mouse
 
 
 @pytest.fixture
@@ -83,13 +84,7 @@ def test_each_image_size_keeps_its_own_mask(layer):
 def send(view, kind, x, y):
     """A left-button event at image point ``(x, y)``."""
     pos = view.mapFromScene(QPointF(x, y))
-    point = QPointF(pos.x() + 0.5, pos.y() + 0.5)
-    buttons = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseButtonRelease else Qt.MouseButton.LeftButton
-    button = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseMove else Qt.MouseButton.LeftButton
-    event = QMouseEvent(kind, point, view.viewport().mapToGlobal(point), button, buttons,
-                        Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(view.viewport(), event)
-    return event
+    return send_mouse(view, kind, QPointF(pos.x() + 0.5, pos.y() + 0.5))
 
 
 def test_the_mouse_paints_only_while_active_and_the_middle_button_passes(view, layer):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
-from PySide6.QtGui import QColor, QInputDevice, QMouseEvent, QPointingDevice, QTabletEvent
+from PySide6.QtGui import QColor, QInputDevice, QPointingDevice, QTabletEvent
 from PySide6.QtWidgets import QApplication
 
 from engine.models.unet import UnetConfig, UnetGenerator, load_unet, save_unet, translate_edges
@@ -17,6 +17,7 @@ from engine.ops.edges import canny_edges
 from gui.main_window import MainWindow
 from gui.sketch_layer import dab_coverage
 from gui.sketch_state import build_drawing, edges_models, read_layers
+from tests.gui import helpers
 from tests.gui.helpers import image_pixel_in_viewport
 
 HOUSE = Path(__file__).resolve().parents[2] / "resources" / "models" / "house-gan.safetensors"
@@ -37,20 +38,12 @@ def house(window, qtbot, one_torch_thread) -> MainWindow:
 
 def mouse(window: MainWindow, kind: QEvent.Type, x: float, y: float) -> None:
     """A left-button event at image pixel ``(x, y)`` (its centre), sent to the canvas."""
-    vx, vy = image_pixel_in_viewport(window, (x + 0.5) / R, (y + 0.5) / R)
-    buttons = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseButtonRelease else Qt.MouseButton.LeftButton
-    button = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseMove else Qt.MouseButton.LeftButton
-    viewport = window.canvas.viewport()
-    event = QMouseEvent(kind, QPointF(vx, vy), viewport.mapToGlobal(QPointF(vx, vy)), button, buttons,
-                        Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(viewport, event)
+    helpers.mouse(window, kind, (x + 0.5) / R, (y + 0.5) / R)
 
 
 def drag(window: MainWindow, points: list[tuple[float, float]]) -> None:
-    mouse(window, QEvent.Type.MouseButtonPress, *points[0])
-    for p in points[1:]:
-        mouse(window, QEvent.Type.MouseMove, *p)
-    mouse(window, QEvent.Type.MouseButtonRelease, *points[-1])
+    """A left-button drag through image pixels (their centres)."""
+    helpers.drag(window, [((x + 0.5) / R, (y + 0.5) / R) for x, y in points])
 
 
 def key(qtbot, window: MainWindow, text: str) -> None:
