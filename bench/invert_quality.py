@@ -35,7 +35,7 @@ from engine.convert import image_to_tensor  # noqa: E402
 from engine.models.checkpoint import load_discriminator, load_generator  # noqa: E402
 from engine.ops import degrade, losses  # noqa: E402
 from engine.ops.generate import sample  # noqa: E402
-from engine.ops.invert import InvertConfig, invert, tuned_generator  # noqa: E402
+from engine.ops.invert import InvertConfig, invert, samples_for, tuned_generator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -158,7 +158,9 @@ def run_inverse_problems(G, D, sets, tasks, scale: int, configs: list[InvertConf
                     r = invert(G, im, operator_for(task, R, mask, scale), cfg, truth=im, D=D)
                     ours.append(figures(r.image, im, mask))
                     ts.append(r.seconds)
-                results.append((f"GAN prior ({cfg.mode})", ours, f"{np.mean(ts):.1f}"))
+                count = samples_for(cfg, operator_for(task, R, hole_mask(R, 0), scale))
+                many = "" if count == 1 else f", mean of {count}"
+                results.append((f"GAN prior ({cfg.mode}{many})", ours, f"{np.mean(ts):.1f}"))
             masks = [hole_mask(R, seed=i) if task == "inpaint" else None for i in range(len(images))]
             naive = [figures(baseline(task, im, m, scale), im, m) for im, m in zip(images, masks)]
             name = {"inpaint": "mean fill", "colorize": "grey image", "superres": "bicubic"}[task]
@@ -182,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", default="generated,rendered")
     parser.add_argument("--data", default=str(ROOT / "data/house.npz"))
     parser.add_argument("--inverse-modes", default="w+,pti", help="search spaces for the inverse problems")
+    parser.add_argument("--inverse-samples", default="auto",
+                        help="samples averaged per inverse problem, e.g. 1,8 (auto: the engine's choice per task)")
     parser.add_argument("--trajectory", action="store_true",
                         help="one run per image at the largest budget; smaller W/W+ budgets from its history")
     parser.add_argument("--threads", type=int, default=1)
@@ -210,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     modes = [m for m in args.modes.split(",") if m]
     tasks = [t for t in args.tasks.split(",") if t]
     inv_rows = run_inversion(G, D, sets, budgets, modes, base, log, args.trajectory) if budgets and modes else []
-    ip_cfgs = [replace(base, mode=m) for m in args.inverse_modes.split(",") if m]
+    ip_cfgs = [replace(base, mode=m, samples=None if k == "auto" else int(k))
+               for m in args.inverse_modes.split(",") if m for k in args.inverse_samples.split(",")]
     ip_rows = run_inverse_problems(G, D, sets, tasks, args.scale, ip_cfgs, log) if tasks else []
     minutes = (time.perf_counter() - start) / 60
     text = [

@@ -19,26 +19,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QHideEvent
-from PySide6.QtWidgets import (
-    QComboBox,
-    QFormLayout,
-    QFrame,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QScrollArea,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QSpinBox, QWidget
 
 from engine.images import Image
 from gui.canvas import Canvas
 from gui.commands import ReplaceImage
 from gui.document import Document
-from gui.generate_panel import STYLE, key_label, section_label
 from gui.invert_state import (
     MODE_LABELS,
     TASKS,
@@ -57,9 +45,18 @@ from gui.jobs import JobCancelled, JobProgress, JobRunner
 from gui.landmark_layer import LandmarkLayer
 from gui.model_state import ModelState
 from gui.paint_layer import PaintLayer
+from gui.widgets import (
+    STYLE,
+    accent_button,
+    cancel_button,
+    form_layout,
+    key_label,
+    scrolling_column,
+    section_label,
+    status_label,
+)
 
 INVERT_STYLE = STYLE + """
-QPushButton#cancel { padding: 6px 12px; }
 QPushButton:checked { background: #2f5f96; border: 1px solid #4a9eff; }
 QLabel#figure { color: #e4e4e4; }
 """
@@ -110,15 +107,9 @@ class InvertPanel(QWidget):
     # Layout -------------------------------------------------------------------------
 
     def _build(self) -> None:
-        content = QWidget()
-        layout = QVBoxLayout(content)
-        layout.setContentsMargins(10, 6, 10, 10)
-        layout.setSpacing(6)
+        layout, self.scroll = scrolling_column(self)
         layout.addWidget(section_label("Search"))
-        form = QFormLayout()
-        form.setHorizontalSpacing(12)
-        form.setVerticalSpacing(8)
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form = form_layout()
         self.mode_combo = QComboBox()
         for mode, label in MODE_LABELS.items():
             self.mode_combo.addItem(label, mode)
@@ -136,6 +127,13 @@ class InvertPanel(QWidget):
         form.addRow(key_label("Task"), self.task_combo)
         self.steps_spin = self._spin(500, "Latent search steps (25 steps take about a second on one CPU core)")
         form.addRow(key_label("Steps"), self.steps_spin)
+        self.samples_spin = QSpinBox()
+        self.samples_spin.setRange(0, 16)
+        self.samples_spin.setSpecialValueText("auto")
+        self.samples_spin.setToolTip("Searches run together from different starts; the result is the mean of their "
+                                     "answers: closer to the truth on average, softer than any one. Auto: 8 to "
+                                     "super-resolve, where one guess loses to plain enlargement; 1 otherwise")
+        form.addRow(key_label("Samples"), self.samples_spin)
         self.tune_spin = self._spin(400, "PTI: steps of tuning the generator's weights after the latent search")
         self.tune_label = key_label("Tuning steps")
         form.addRow(self.tune_label, self.tune_spin)
@@ -149,20 +147,15 @@ class InvertPanel(QWidget):
         self.mask.brush_button.toggled.connect(self._brush_toggled)
         layout.addWidget(self.mask)
         buttons = QHBoxLayout()
-        self.start_button = QPushButton("Start")
-        self.start_button.setObjectName("generate")
-        self.start_button.setToolTip("Search the model for the current image (the result is one undoable step)")
+        self.start_button = accent_button("Start", "Search the model for the current image "
+                                                   "(the result is one undoable step)")
         self.start_button.clicked.connect(self.start)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setObjectName("cancel")
-        self.cancel_button.setToolTip("Stop the search; the image stays as it was")
+        self.cancel_button = cancel_button("Stop the search; the image stays as it was")
         self.cancel_button.clicked.connect(self.cancel)
         buttons.addWidget(self.start_button, 1)
         buttons.addWidget(self.cancel_button)
         layout.addLayout(buttons)
-        self.status = QLabel()
-        self.status.setObjectName("status")
-        self.status.setWordWrap(True)
+        self.status = status_label()
         layout.addWidget(self.status)
         layout.addWidget(section_label("Progress"))
         self.curve = CurveView()
@@ -177,14 +170,6 @@ class InvertPanel(QWidget):
         self.paste_button.clicked.connect(self.paste_back)
         layout.addWidget(self.paste_button)
         layout.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(content)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
 
     @staticmethod
     def _spin(value: int, tip: str) -> QSpinBox:
@@ -270,7 +255,7 @@ class InvertPanel(QWidget):
         mask_ok = self.task.task != "inpaint" or self.mask_layer.has_paint()
         self.start_button.setEnabled(ready and not running and aligned_ok and mask_ok)
         self.cancel_button.setEnabled(running)
-        for widget in (self.mode_combo, self.task_combo, self.steps_spin, self.tune_spin):
+        for widget in (self.mode_combo, self.task_combo, self.steps_spin, self.samples_spin, self.tune_spin):
             widget.setEnabled(not running)
         self.align.set_enabled(running, self.document.image is not None)
         image = self.document.image
@@ -306,7 +291,7 @@ class InvertPanel(QWidget):
         landmarks = self.points_layer.landmarks() if self.align.on else None
         hole = self.mask_layer.mask if task.task == "inpaint" else None
         return InvertRequest(image.rgb, self.mode, task.task, task.factor, self.steps_spin.value(),
-                             self.tune_spin.value(), landmarks, hole)
+                             self.tune_spin.value(), landmarks, hole, samples=self.samples_spin.value() or None)
 
     def start(self) -> int | None:
         """Start a run with the current settings; the job id (None if it cannot start now)."""

@@ -67,6 +67,7 @@ class InvertRequest:
     hole: np.ndarray | None = None
     preview_every: int = 5
     seed: int = 0
+    samples: int | None = None  # None: the engine's choice for the task
 
     @property
     def title(self) -> str:
@@ -273,11 +274,12 @@ def invert_job(G: nn.Module, D: Any, info: ModelInfo, request: InvertRequest,
             progress(step, total, message, None if preview is None else frame.compose(preview))
 
     config = InvertConfig(mode=request.mode, steps=request.steps, pti_steps=request.pti_steps,
-                          preview_every=request.preview_every, seed=request.seed)
+                          preview_every=request.preview_every, seed=request.seed, samples=request.samples)
     result = invert(G, prepared.target, op, config, truth=prepared.truth, D=D, progress=relay, cancel=cancel)
     figures = {"mode": request.mode, "task": request.task, "factor": request.factor, "psnr": result.psnr,
                "ssim": result.ssim, "lpips": result.lpips, "distance": result.distance, "steps": result.steps,
                "seconds": round(result.seconds, 2), "aligned": prepared.aligned,
+               "samples": 1 if result.candidates is None else len(result.candidates),
                "quad": prepared.alignment.quad.tolist(), "photo_shape": list(prepared.alignment.photo_shape)}
     tuned = tuned_values(G, result.weights_delta) if result.weights_delta else {}
     latent = Latent(result.ws.detach().cpu().clone(), ModelRef(info.model_id, str(info.path), info.sha256),
@@ -402,6 +404,8 @@ def figures_lines(done: InvertDone) -> list[tuple[str, str]]:
         rows.append(("Pivot", f"{r.pivot_psnr:.2f} dB before tuning"))
     if r.psnr_unseen is not None:
         rows.append(("In the hole", f"{r.psnr_unseen:.2f} dB"))  # against what was painted over
+    if r.candidates is not None:
+        rows.append(("Samples", f"mean of {len(r.candidates)} answers"))
     rows += [("Distance", r.distance), ("Time", f"{r.seconds:.1f} s · {r.steps} steps")]
     return rows
 

@@ -22,6 +22,9 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     invert.add_argument("--scale", type=int, default=4, help="super-resolution factor (default 4)")
     invert.add_argument("--steps", type=int, default=None, help="latent search steps (default 500)")
     invert.add_argument("--pti-steps", type=int, default=None, help="PTI weight-tuning steps (default 400)")
+    invert.add_argument("--samples", type=int, default=None,
+                        help="searches run together; the answer is the mean of their consistent images "
+                             "(closer on average, softer; default 8 for superres, else 1)")
     invert.add_argument("--seed", type=int, default=0)
     invert.add_argument("--out", required=True, help="the reconstruction (.png or .jpg)")
     invert.add_argument("--save-latent", metavar="NPZ", default=None,
@@ -100,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = replace(InvertConfig(), mode=args.mode, seed=args.seed)
     cfg = replace(cfg, steps=args.steps) if args.steps is not None else cfg
     cfg = replace(cfg, pti_steps=args.pti_steps) if args.pti_steps is not None else cfg
+    cfg = replace(cfg, samples=args.samples) if args.samples is not None else cfg
 
     def progress(step: int, total: int, message: str, preview=None) -> None:
         if not args.json and (step % 50 == 0 or step == total):
@@ -116,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
                "lpips": None if result.lpips is None else round(result.lpips, 4),
                "seconds": round(result.seconds, 2), "steps": result.steps, "distance": result.distance,
                "psnr_unseen": None if result.psnr_unseen is None else round(result.psnr_unseen, 3),
-               "task": args.task, "mode": args.mode}
+               "task": args.task, "mode": args.mode,
+               "samples": 1 if result.candidates is None else len(result.candidates)}
     if args.json:
         print(json.dumps(figures))
     else:

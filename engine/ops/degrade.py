@@ -162,7 +162,7 @@ def observe(op: Operator, y: Tensor, resolution: int) -> Tensor:
 
 
 def project(op: Operator, x: Tensor, y: Tensor, iterations: int = 20) -> Tensor:
-    """Make ``x`` (1, 3, R, R) agree with the observation ``y``: the data-consistency step.
+    """Make ``x`` (N, 3, R, R) agree with the observation ``y``: the data-consistency step.
 
     Mask: known pixels are taken from ``y``. Grey: every channel shifts by the luma error (the
     luma weights sum to 1, so chroma is kept and luma becomes exact). Down-sampling: iterative

@@ -60,6 +60,12 @@ class InvertConfig:
     latent_prior: float | None = None
     consistent: bool = True  # inverse problems: project the render onto A(x) = y (keeps the known data)
     starts: int = 1  # >1: that many short searches from different w, the best continues (no gain measured)
+    # K > 1: K searches from K starts (w_avg, then random w) run as one batch, and the answer is the mean of
+    # their observation-consistent images: a posterior-mean estimate, the least squared error when the data
+    # leave the details open, but softer than any one of them (x4 SR: one guess loses to bicubic, the mean
+    # of 8 beats it, bench/results/invert_superres.md). The latent is the best-fitting candidate's.
+    # None: 8 for super-resolution, else 1.
+    samples: int | None = None
     start_steps: int = 30
     pti_steps: int = 400
     # PTI uses 3e-4 for 350 steps at 1024 px; a 64 px net this small needs 5e-3 (+3 dB over 3e-4 at 400 steps)
@@ -93,7 +99,9 @@ class InversionResult:
     ``psnr_observed``: of the render's observation ``A(G(w))`` against the observation;
     ``psnr_unseen``: PSNR on pixels the operator hides (mask holes), when ``truth`` is given;
     ``weights_delta``: PTI's tuned-minus-original synthesis weights (apply with
-    :func:`tuned_generator`); ``noise``: optimised unit noise maps, one per conv layer.
+    :func:`tuned_generator`); ``noise``: optimised unit noise maps, one per conv layer;
+    ``candidates``: the latents of several samples (``InvertConfig.samples``), whose consistent renders
+    ``image`` averages.
     """
 
     mode: str
@@ -114,6 +122,7 @@ class InversionResult:
     noise: list[Tensor] | None = None
     weights_delta: dict[str, Tensor] | None = None
     pivot_psnr: float | None = None  # PTI: PSNR of the pivot before tuning
+    candidates: Tensor | None = None  # (K, num_ws, w_dim) when ``image`` is the mean of K candidates' answers
 
     @property
     def ws(self) -> Tensor:
@@ -309,22 +318,22 @@ class LatentSearch:
             self.report(phase, float(total.detach()), float(err.detach()), img, last=i == steps - 1)
         return latent.detach()
 
-    def pick_start(self, prior: WPrior, width: int) -> Tensor:
-        """Best of ``cfg.starts`` short searches from w_avg and from truncated random samples."""
-        cfg = self.cfg
-        gen = torch.Generator().manual_seed(cfg.seed + 1)
-        w_avg = prior.w_avg
-        starts = [w_avg]
+    def random_starts(self, prior: WPrior, width: int, count: int) -> Tensor:
+        """``(count, width, w_dim)``: w_avg, then ``count - 1`` random w pulled to psi 0.7 (the well-trained part of W)."""
+        gen = torch.Generator().manual_seed(self.cfg.seed + 1)
+        starts = [prior.w_avg]
         with torch.no_grad():
-            for _ in range(cfg.starts - 1):
+            for _ in range(count - 1):
                 z = torch.randn([1, self.G.z_dim], generator=gen).to(self.device)
                 c = torch.zeros([1, getattr(self.G, "c_dim", 0)], device=self.device)
-                w = self.G.mapping(z, c if c.shape[1] else None)[0, 0]
-                starts.append(w_avg.lerp(w, 0.7))  # psi 0.7: inside the well-trained part of W
+                starts.append(prior.w_avg.lerp(self.G.mapping(z, c if c.shape[1] else None)[0, 0], 0.7))
+        return torch.stack(starts)[:, None].expand(-1, width, -1)
+
+    def pick_start(self, prior: WPrior, width: int) -> Tensor:
+        """Best of ``cfg.starts`` short searches from w_avg and from truncated random samples."""
         best, best_loss = None, float("inf")
-        for w0 in starts:
-            latent = self.latent_search(w0.reshape(1, 1, -1).expand(1, width, -1), prior, cfg.start_steps,
-                                        None, "choosing a start")
+        for w0 in self.random_starts(prior, width, self.cfg.starts):
+            latent = self.latent_search(w0[None], prior, self.cfg.start_steps, None, "choosing a start")
             with torch.no_grad():
                 loss = float(self.loss(self.render(latent.expand(1, self.G.num_ws, -1)))[0])
             if loss < best_loss:
@@ -369,6 +378,11 @@ class LatentSearch:
         return (torch.where(hidden, before, after) - before).square().mean()
 
 
+def samples_for(cfg: InvertConfig, op: Operator) -> int:
+    """How many samples a search averages: ``cfg.samples``, or by default 8 for super-resolution, else 1."""
+    return cfg.samples if cfg.samples is not None else (8 if op.kind == "down" else 1)
+
+
 def invert(G: nn.Module, target: Tensor | np.ndarray, operator: Operator | None = None,
            config: InvertConfig | None = None, *, truth: Tensor | np.ndarray | None = None,
            D: nn.Module | None = None, lpips: LPIPS | None | str = _AUTO,
@@ -399,9 +413,13 @@ def invert(G: nn.Module, target: Tensor | np.ndarray, operator: Operator | None 
     check(cfg.steps >= 1 and cfg.lr > 0, f"steps must be >= 1 and lr > 0. Got: {cfg.steps}, {cfg.lr}")
     check(cfg.mode != "pti" or cfg.pti_steps >= 1, f"PTI needs pti_steps >= 1. Got: {cfg.pti_steps}")
     check(cfg.starts >= 1, f"starts must be >= 1. Got: {cfg.starts}")
+    op = operator or degrade.identity(R)
+    samples = samples_for(cfg, op)
+    check(samples >= 1 and (samples == 1 or cfg.starts == 1),
+          f"samples must be >= 1, and several samples take no separate starts. Got: samples {samples}, "
+          f"starts {cfg.starts}")
     start_time = time.perf_counter()
     device = next(G.parameters()).device
-    op = operator or degrade.identity(R)
     check(op.resolution in (0, R), f"the operator was made for {op.resolution} px, the model is {R} px. "
           f"Got: {op.resolution}")
     y = degrade.observe(op, _to_target(target, device), R)
@@ -426,25 +444,29 @@ def invert(G: nn.Module, target: Tensor | np.ndarray, operator: Operator | None 
     if cfg.optimize_noise and cfg.mode != "pti" and _noise_layers(G):
         noise = [layer.noise_const.detach().clone().reshape(1, 1, *layer.noise_const.shape).requires_grad_(True)
                  for layer in _noise_layers(G)]
-    latent = prior.w_avg.reshape(1, 1, -1).expand(1, width, -1)
+    latent = search.random_starts(prior, width, samples)
     if cfg.starts > 1:
         latent = search.pick_start(prior, width)
     latent = search.latent_search(latent, prior, cfg.steps, noise, "searching " + cfg.mode.upper())
+    candidates = latent.expand(-1, G.num_ws, -1)
+    latent = latent[_best(search, candidates)][None]
     G_final, delta, pivot_psnr = G, None, None
     ws = latent.expand(1, G.num_ws, -1)
-    if cfg.mode == "pti":
+    if cfg.mode == "pti":  # tunes G on the best candidate alone; the others were found for the untuned G
         pivot_psnr = _figures(search, G, ws, None, y, truth_t, None).psnr
         G_final = search.tune(ws, prior.w_std)
         delta = weights_delta(G, G_final)
+        candidates = ws
     noise = None if noise is None else [m.detach() for m in noise]
-    fig = _figures(search, G_final, ws, noise, y, truth_t, lpips_net)
+    fig = _figures(search, G_final, ws, noise, y, truth_t, lpips_net, candidates)
     log.info("inversion %s/%s: %.2f dB in %d steps", _task(op), cfg.mode, fig.psnr, search.done)
     return InversionResult(
         mode=cfg.mode, task=_task(op), latent=latent.cpu(), image=tensor_to_image(fig.image),
         history=search.history, psnr=fig.psnr, ssim=fig.ssim, lpips=fig.lpips, psnr_observed=fig.observed,
         psnr_unseen=fig.unseen, distance=distance.name, steps=search.done,
         seconds=time.perf_counter() - start_time, render=tensor_to_image(fig.render), num_ws=G.num_ws,
-        noise=None if noise is None else [m.cpu() for m in noise], weights_delta=delta, pivot_psnr=pivot_psnr)
+        noise=None if noise is None else [m.cpu() for m in noise], weights_delta=delta, pivot_psnr=pivot_psnr,
+        candidates=candidates.cpu() if len(candidates) > 1 else None)
 
 
 @dataclass
@@ -459,12 +481,25 @@ class _Figures:
 
 
 @torch.no_grad()
+def _best(search: LatentSearch, candidates: Tensor) -> int:
+    """Index of the candidate ``(K, num_ws, w_dim)`` whose render fits the observation best."""
+    if len(candidates) == 1:
+        return 0
+    return min(range(len(candidates)), key=lambda k: float(search.loss(search.render(candidates[k:k + 1]))[0]))
+
+
+@torch.no_grad()
 def _figures(search: LatentSearch, G: nn.Module, ws: Tensor, noise: list[Tensor] | None, y: Tensor,
-             truth: Tensor | None, lpips_net: LPIPS | None) -> _Figures:
-    """Quality of the render of ``ws`` (and of its projection onto the observation)."""
+             truth: Tensor | None, lpips_net: LPIPS | None, candidates: Tensor | None = None) -> _Figures:
+    """Quality of the render of ``ws`` and of the answer: the render made consistent with the observation,
+    or, given ``candidates`` ``(K, num_ws, w_dim)``, the mean of their consistent renders."""
     R, op = search.resolution, search.op
     render = search.render(ws, noise, G=G)
-    img = degrade.project(op, render, y) if search.cfg.consistent else render
+    if candidates is not None and len(candidates) > 1:
+        many = search.render(candidates, G=G)
+        img = (degrade.project(op, many, y) if search.cfg.consistent else many).clamp(-1, 1).mean(0, keepdim=True)
+    else:
+        img = degrade.project(op, render, y) if search.cfg.consistent else render
     img, render = img.clamp(-1, 1), render.clamp(-1, 1)
     observed = losses.psnr(degrade.to_image_space(op(render), op, R), degrade.to_image_space(y, op, R),
                            search.distance.weight)
@@ -519,5 +554,5 @@ def render_result(G: nn.Module, result: InversionResult, ws: Tensor | None = Non
     return tensor_to_image(G_r.synthesis(ws, noise_mode="const"))
 
 
-__all__ = ["invert", "InvertConfig", "LatentSearch", "Objective", "InversionResult", "StepRecord", "MODES", "WPrior",
+__all__ = ["invert", "samples_for", "InvertConfig", "LatentSearch", "Objective", "InversionResult", "StepRecord", "MODES", "WPrior",
            "w_prior", "weights_delta", "tuned_generator", "render_result"]

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import kornia
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -70,7 +69,8 @@ def psnr(x: Tensor, y: Tensor, weight: Tensor | None = None) -> float:
 
 
 def ssim_map(x: Tensor, y: Tensor, window: int = 11) -> Tensor:
-    """SSIM map ``(N, C, H, W)`` of two images in ``[-1, 1]`` (kornia, Gaussian window)."""
+    """SSIM map ``(N, C, H, W)`` of two images in ``[-1, 1]`` (kornia, Gaussian window); a batch of one broadcasts."""
+    x, y = torch.broadcast_tensors(x, y)
     window = min(window, x.shape[-1] - 1 + x.shape[-1] % 2, x.shape[-2] - 1 + x.shape[-2] % 2)
     return kornia.metrics.ssim((x + 1) / 2, (y + 1) / 2, window_size=max(window, 3))
 

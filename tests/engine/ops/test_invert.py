@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from engine.convert import tensor_to_image
 from engine.errors import Cancelled, GanvasError
 from engine.jobs import CancelToken
 from engine.models.checkpoint import load_generator
@@ -112,6 +113,28 @@ def test_colourisation_and_super_resolution_take_observations(G, target):
     assert r.task == "superres" and r.image.shape == (32, 32, 3) and 5 < r.psnr < 60
 
 
+def test_several_samples_answer_with_the_mean_of_their_consistent_images(G, target):
+    small = target.reshape(8, 4, 8, 4, 3).mean(axis=(1, 3)).astype(np.float32) / 255  # x4 area down-sampling
+    op = degrade.downsampling(32, 4)
+    one = invert(G, small, op, InvertConfig(steps=30, samples=1), truth=target, lpips=None)
+    many = invert(G, small, op, InvertConfig(steps=30, samples=3), truth=target, lpips=None)
+    default = invert(G, small, op, InvertConfig(steps=5), truth=target, lpips=None)
+    assert many.steps == one.steps == 30 and default.steps == 5  # the candidates search as one batch
+    assert many.latent.shape == (1, G.num_ws, G.w_dim)  # the best candidate's
+    np.testing.assert_array_equal(render_result(G, many), many.render)
+    assert one.candidates is None and many.candidates.shape == (3, G.num_ws, G.w_dim)
+    assert any(torch.equal(c, many.latent[0]) for c in many.candidates)
+    # the answer is the mean of the candidates' renders made consistent with the observation
+    y = torch.from_numpy(small).permute(2, 0, 1)[None] * 2 - 1
+    with torch.no_grad():
+        renders = G.synthesis(many.candidates, noise_mode="const")
+    mean = degrade.project(op, renders, y).clamp(-1, 1).mean(0, keepdim=True)
+    assert np.abs(tensor_to_image(mean).astype(int) - many.image).max() <= 1
+    assert not np.array_equal(many.image, tensor_to_image(degrade.project(op, renders[:1], y).clamp(-1, 1)))
+    with pytest.raises(GanvasError, match="samples must be"):
+        invert(G, target, config=InvertConfig(samples=2, starts=2), lpips=None)
+
+
 def test_bad_arguments(G, target):
     with pytest.raises(GanvasError, match="mode must be one of"):
         invert(G, target, config=InvertConfig(mode="z"), lpips=None)
@@ -152,6 +175,12 @@ def test_command_line(tmp_path, target):
     assert figures["steps"] == 30 and figures["distance"] == "mse+pyramid+ms-ssim" and figures["psnr"] > 10
     assert "center-cropped 40 x 32" in run.stderr
     assert out.is_file() and np.load(latent)["ws"].shape == (1, 8, 64)
+    sr = subprocess.run(cmd[:4] + ["--model", str(CHECKPOINT), "--task", "superres", "--samples", "2", "--steps",
+                                   "10", "--out", str(out), "--json"], cwd=ROOT, capture_output=True, text=True,
+                        timeout=120, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert sr.returncode == 0, sr.stderr
+    figures = json.loads(sr.stdout.strip().splitlines()[-1])
+    assert figures["samples"] == 2 and figures["task"] == "superres" and figures["steps"] == 10
     missing = subprocess.run(cmd[:4] + ["--model", str(CHECKPOINT), "--task", "inpaint", "--out", str(out)],
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "--mask" in missing.stderr
