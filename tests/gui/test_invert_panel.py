@@ -7,18 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QEvent, QPointF, Qt
-from PySide6.QtGui import QMouseEvent
-from PySide6.QtWidgets import QApplication, QDockWidget
+from PySide6.QtCore import QEvent
+from PySide6.QtWidgets import QDockWidget
 
 from engine.convert import tensor_to_image
-from engine.images import save_image
+from engine.images import load_image, save_image
 from engine.models.checkpoint import load_generator
 from engine.ops.align import Landmarks, ffhq_quad
 from engine.ops.generate import sample
-from gui.invert_state import InvertRequest, build_operator, landmarks_from_points, prepare_input
+from gui.invert_state import (InvertRequest, build_operator, detect_landmarks, detector_available,
+                               figures_lines, landmarks_from_points, prepare_input)
 from gui.main_window import MainWindow
-from tests.gui.helpers import image_pixel_in_viewport, open_via_menu
+from tests.gui.helpers import drag, mouse, open_via_menu
 
 HOUSE = Path(__file__).resolve().parents[2] / "resources" / "models" / "house-gan.safetensors"
 R = 64
@@ -64,24 +64,6 @@ def run(qtbot, window: MainWindow, steps: int = 6, mode: str = "w+", task: str =
         panel.start_button.click()
     qtbot.waitUntil(lambda: not window.runner.busy, timeout=20000)
     return blocker.args[0]
-
-
-def mouse(window: MainWindow, kind: QEvent.Type, fx: float, fy: float) -> None:
-    """A left-button event at the image point at fractions ``(fx, fy)`` of its size, sent to the canvas."""
-    x, y = image_pixel_in_viewport(window, fx, fy)
-    buttons = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseButtonRelease else Qt.MouseButton.LeftButton
-    button = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseMove else Qt.MouseButton.LeftButton
-    viewport = window.canvas.viewport()
-    event = QMouseEvent(kind, QPointF(x, y), viewport.mapToGlobal(QPointF(x, y)), button, buttons,
-                        Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(viewport, event)
-
-
-def drag(window: MainWindow, points: list[tuple[float, float]]) -> None:
-    mouse(window, QEvent.Type.MouseButtonPress, *points[0])
-    for p in points[1:]:
-        mouse(window, QEvent.Type.MouseMove, *p)
-    mouse(window, QEvent.Type.MouseButtonRelease, *points[-1])
 
 
 def test_a_run_previews_in_the_photo_shows_figures_and_lands_one_undoable_latent(house, qtbot, G, tmp_path,
@@ -218,10 +200,16 @@ def test_colourise_and_super_resolution_build_their_operators(house, qtbot, G):
     small = InvertRequest(np.zeros((32, 40, 3), np.uint8), task="superres", factor=4)
     prepared = prepare_input(small, R)
     assert prepared.target.shape == (16, 16, 3) and prepared.truth is None
+    assert panel.samples_spin.text() == "auto" and request.samples is None  # the engine's choice: 8 for SR
+    panel.samples_spin.setValue(3)
     done = run(qtbot, house, steps=4, task="Super-resolve ×8")
     assert done.result.task == "superres" and house.document.before.rgb.shape == (R, R, 3)
     blocks = house.document.before.rgb.reshape(8, 8, 8, 8, 3)  # the 8 px input, shown at 64 px
     assert (blocks == blocks[:, :1, :, :1]).all()
+    assert done.request.samples == 3 and len(done.result.candidates) == 3
+    assert ("Samples", "mean of 3 answers") in figures_lines(done)
+    assert house.document.latent.meta["invert"]["samples"] == 3
+    np.testing.assert_array_equal(house.document.image.rgb, done.result.image)  # the mean lands, not one sample
 
 
 def test_face_points_placed_by_hand_align_the_input(house, qtbot, G, tmp_path, monkeypatch):
@@ -266,6 +254,22 @@ def test_detector_points_map_to_eye_centres_and_mouth_corners():
     np.testing.assert_allclose(found.array()[2:], [[26, 70], [54, 70]])
     with pytest.raises(Exception, match="68 or 5"):
         landmarks_from_points(np.zeros((12, 2)))
+
+
+@pytest.mark.skipif(not detector_available(), reason="dlib or a shape predictor is not installed (optional)")
+def test_detect_places_the_face_points_of_a_real_face(house, qtbot, tmp_path, monkeypatch):
+    face = load_image(Path(__file__).parents[1] / "data" / "astronaut-face.jpg").to_uint8()
+    expected = np.array([[103, 101.5], [146.5, 104], [100, 139], [146, 141]])  # read off the picture by eye
+    assert np.abs(detect_landmarks(face).array() - expected).max() < 4
+    open_photo(qtbot, house, tmp_path, monkeypatch, face)
+    panel = house.invert_panel
+    panel.align.align_check.setChecked(True)
+    assert panel.align.detect_button.isEnabled()
+    panel.align.detect_button.click()
+    qtbot.waitUntil(lambda: panel.points_layer.complete, timeout=20000)
+    assert np.abs(panel.points_layer.landmarks().array() - expected).max() < 4
+    assert panel.start_button.isEnabled()
+    assert detect_landmarks(load_image(Path(__file__).parents[2] / "resources" / "samples" / "sample.jpg").to_uint8()) is None  # no face
 
 
 def test_a_tab_behind_another_puts_the_brush_down(house, qtbot):
