@@ -249,14 +249,17 @@ class LatentSearch:
     """State shared by the phases of one search: G, operator, distance (or an objective), job, history.
 
     ``objective`` replaces ``distance(A(G(w)))`` for tasks whose observation is not an image
-    (``engine.ops.sketch``); ``distance`` may then be None.
+    (``engine.ops.sketch``); ``distance`` may then be None. ``preview`` makes the preview image
+    ``(1, 3, R, R)`` of a step's renders ``(K, 3, R, R)``; by default the first candidate's.
     """
 
     def __init__(self, G: nn.Module, op: Operator, distance: Distance | None, cfg: InvertConfig, job: Job,
-                 total_steps: int, objective: Objective | None = None):
+                 total_steps: int, objective: Objective | None = None,
+                 preview: Callable[[Tensor], Tensor] | None = None):
         check(distance is not None or objective is not None, "a search needs a distance or an objective. Got: none")
         self.G, self.op, self.distance, self.cfg, self.job = G, op, distance, cfg, job
         self.objective = objective
+        self.preview = preview or (lambda img: img[:1])
         self.resolution = int(G.img_resolution)
         self.history: list[StepRecord] = []
         self.done, self.total = 0, total_steps
@@ -282,7 +285,8 @@ class LatentSearch:
         self.history.append(StepRecord(self.done, loss, fit))
         preview = None
         if last or self.done % max(1, self.cfg.preview_every) == 0:
-            preview = tensor_to_image(img[:1].detach())
+            with torch.no_grad():
+                preview = tensor_to_image(self.preview(img.detach()))
         self.job.step(self.done, f"{phase}: step {self.done}/{self.total}, loss {loss:.4f}, fit {fit:.1f} dB",
                       preview=preview)
 
@@ -290,7 +294,7 @@ class LatentSearch:
                       phase: str, lr_scale: float = 1.0) -> Tensor:
         """Adam over ``latent`` ``(K, 1|num_ws, w_dim)`` (and ``noise`` maps) for ``steps`` steps.
 
-        K > 1 searches K candidates at once (one batched render per step); the preview shows the first.
+        K > 1 searches K candidates at once (one batched render per step).
         """
         cfg = self.cfg
         latent = latent.detach().clone().requires_grad_(True)
@@ -437,7 +441,9 @@ def invert(G: nn.Module, target: Tensor | np.ndarray, operator: Operator | None 
     starts_steps = cfg.start_steps * cfg.starts if cfg.starts > 1 else 0
     total = starts_steps + cfg.steps + (cfg.pti_steps if cfg.mode == "pti" else 0)
     job = Job(total, progress, cancel)
-    search = LatentSearch(G, op, distance, cfg, job, total)
+    # Several samples preview their answer as it forms: the mean of their consistent renders.
+    preview = (lambda img: _answer(op, img, y, cfg.consistent)) if samples > 1 else None
+    search = LatentSearch(G, op, distance, cfg, job, total, preview=preview)
     prior = w_prior(G, cfg.w_samples, cfg.seed)
     width = 1 if cfg.mode == "w" else G.num_ws
     noise = None
@@ -480,6 +486,11 @@ class _Figures:
     render: Tensor  # (1, 3, R, R) in [-1, 1]
 
 
+def _answer(op: Operator, renders: Tensor, y: Tensor, consistent: bool) -> Tensor:
+    """The mean ``(1, 3, R, R)`` of ``renders`` ``(K, 3, R, R)``, each made consistent with ``y`` first."""
+    return (degrade.project(op, renders, y) if consistent else renders).clamp(-1, 1).mean(0, keepdim=True)
+
+
 @torch.no_grad()
 def _best(search: LatentSearch, candidates: Tensor) -> int:
     """Index of the candidate ``(K, num_ws, w_dim)`` whose render fits the observation best."""
@@ -496,8 +507,7 @@ def _figures(search: LatentSearch, G: nn.Module, ws: Tensor, noise: list[Tensor]
     R, op = search.resolution, search.op
     render = search.render(ws, noise, G=G)
     if candidates is not None and len(candidates) > 1:
-        many = search.render(candidates, G=G)
-        img = (degrade.project(op, many, y) if search.cfg.consistent else many).clamp(-1, 1).mean(0, keepdim=True)
+        img = _answer(op, search.render(candidates, G=G), y, search.cfg.consistent)
     else:
         img = degrade.project(op, render, y) if search.cfg.consistent else render
     img, render = img.clamp(-1, 1), render.clamp(-1, 1)

@@ -117,7 +117,9 @@ def test_several_samples_answer_with_the_mean_of_their_consistent_images(G, targ
     small = target.reshape(8, 4, 8, 4, 3).mean(axis=(1, 3)).astype(np.float32) / 255  # x4 area down-sampling
     op = degrade.downsampling(32, 4)
     one = invert(G, small, op, InvertConfig(steps=30, samples=1), truth=target, lpips=None)
-    many = invert(G, small, op, InvertConfig(steps=30, samples=3), truth=target, lpips=None)
+    previews = []
+    many = invert(G, small, op, InvertConfig(steps=30, samples=3, preview_every=30), truth=target, lpips=None,
+                  progress=lambda step, total, msg, preview=None: previews.append(preview))
     default = invert(G, small, op, InvertConfig(steps=5), truth=target, lpips=None)
     assert many.steps == one.steps == 30 and default.steps == 5  # the candidates search as one batch
     assert many.latent.shape == (1, G.num_ws, G.w_dim)  # the best candidate's
@@ -130,6 +132,7 @@ def test_several_samples_answer_with_the_mean_of_their_consistent_images(G, targ
         renders = G.synthesis(many.candidates, noise_mode="const")
     mean = degrade.project(op, renders, y).clamp(-1, 1).mean(0, keepdim=True)
     assert np.abs(tensor_to_image(mean).astype(int) - many.image).max() <= 1
+    assert np.abs(previews[-1].astype(int) - many.image).mean() < 2  # the last preview is (nearly) the answer
     assert not np.array_equal(many.image, tensor_to_image(degrade.project(op, renders[:1], y).clamp(-1, 1)))
     with pytest.raises(GanvasError, match="samples must be"):
         invert(G, target, config=InvertConfig(samples=2, starts=2), lpips=None)
