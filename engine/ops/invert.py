@@ -59,14 +59,12 @@ class InvertConfig:
     # what a down-sampler averages away; WPrior.nll keeps codes near it. None: 0 for inversion, else 0.003.
     latent_prior: float | None = None
     consistent: bool = True  # inverse problems: project the render onto A(x) = y (keeps the known data)
-    starts: int = 1  # >1: that many short searches from different w, the best continues (no gain measured)
     # K > 1: K searches from K starts (w_avg, then random w) run as one batch, and the answer is the mean of
     # their observation-consistent images: a posterior-mean estimate, the least squared error when the data
     # leave the details open, but softer than any one of them (x4 SR: one guess loses to bicubic, the mean
     # of 8 beats it, bench/results/invert_superres.md). The latent is the best-fitting candidate's.
     # None: 8 for super-resolution, else 1.
     samples: int | None = None
-    start_steps: int = 30
     pti_steps: int = 400
     # PTI uses 3e-4 for 350 steps at 1024 px; a 64 px net this small needs 5e-3 (+3 dB over 3e-4 at 400 steps)
     pti_lr: float = 5e-3
@@ -333,17 +331,6 @@ class LatentSearch:
                 starts.append(prior.w_avg.lerp(self.G.mapping(z, c if c.shape[1] else None)[0, 0], 0.7))
         return torch.stack(starts)[:, None].expand(-1, width, -1)
 
-    def pick_start(self, prior: WPrior, width: int) -> Tensor:
-        """Best of ``cfg.starts`` short searches from w_avg and from truncated random samples."""
-        best, best_loss = None, float("inf")
-        for w0 in self.random_starts(prior, width, self.cfg.starts):
-            latent = self.latent_search(w0[None], prior, self.cfg.start_steps, None, "choosing a start")
-            with torch.no_grad():
-                loss = float(self.loss(self.render(latent.expand(1, self.G.num_ws, -1)))[0])
-            if loss < best_loss:
-                best, best_loss = latent, loss
-        return best
-
     def tune(self, ws: Tensor, w_std: float) -> nn.Module:
         """PTI: fine-tune a copy of G's synthesis weights on the pivot ``ws`` (1, num_ws, w_dim)."""
         cfg = self.cfg
@@ -416,12 +403,9 @@ def invert(G: nn.Module, target: Tensor | np.ndarray, operator: Operator | None 
     check(cfg.mode in MODES, f"mode must be one of {MODES}. Got: {cfg.mode!r}")
     check(cfg.steps >= 1 and cfg.lr > 0, f"steps must be >= 1 and lr > 0. Got: {cfg.steps}, {cfg.lr}")
     check(cfg.mode != "pti" or cfg.pti_steps >= 1, f"PTI needs pti_steps >= 1. Got: {cfg.pti_steps}")
-    check(cfg.starts >= 1, f"starts must be >= 1. Got: {cfg.starts}")
     op = operator or degrade.identity(R)
     samples = samples_for(cfg, op)
-    check(samples >= 1 and (samples == 1 or cfg.starts == 1),
-          f"samples must be >= 1, and several samples take no separate starts. Got: samples {samples}, "
-          f"starts {cfg.starts}")
+    check(samples >= 1, f"samples must be >= 1. Got: {samples}")
     start_time = time.perf_counter()
     device = next(G.parameters()).device
     check(op.resolution in (0, R), f"the operator was made for {op.resolution} px, the model is {R} px. "
@@ -438,8 +422,7 @@ def invert(G: nn.Module, target: Tensor | np.ndarray, operator: Operator | None 
     image_weight = None if weight is None else F.interpolate(weight, size=(R, R), mode="nearest")
     distance.set_target(degrade.to_image_space(y, op, R), image_weight)
 
-    starts_steps = cfg.start_steps * cfg.starts if cfg.starts > 1 else 0
-    total = starts_steps + cfg.steps + (cfg.pti_steps if cfg.mode == "pti" else 0)
+    total = cfg.steps + (cfg.pti_steps if cfg.mode == "pti" else 0)
     job = Job(total, progress, cancel)
     # Several samples preview their answer as it forms: the mean of their consistent renders.
     preview = (lambda img: _answer(op, img, y, cfg.consistent)) if samples > 1 else None
@@ -451,8 +434,6 @@ def invert(G: nn.Module, target: Tensor | np.ndarray, operator: Operator | None 
         noise = [layer.noise_const.detach().clone().reshape(1, 1, *layer.noise_const.shape).requires_grad_(True)
                  for layer in _noise_layers(G)]
     latent = search.random_starts(prior, width, samples)
-    if cfg.starts > 1:
-        latent = search.pick_start(prior, width)
     latent = search.latent_search(latent, prior, cfg.steps, noise, "searching " + cfg.mode.upper())
     candidates = latent.expand(-1, G.num_ws, -1)
     latent = latent[_best(search, candidates)][None]

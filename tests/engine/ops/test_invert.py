@@ -135,7 +135,7 @@ def test_several_samples_answer_with_the_mean_of_their_consistent_images(G, targ
     assert np.abs(previews[-1].astype(int) - many.image).mean() < 2  # the last preview is (nearly) the answer
     assert not np.array_equal(many.image, tensor_to_image(degrade.project(op, renders[:1], y).clamp(-1, 1)))
     with pytest.raises(GanvasError, match="samples must be"):
-        invert(G, target, config=InvertConfig(samples=2, starts=2), lpips=None)
+        invert(G, target, config=InvertConfig(samples=0), lpips=None)
 
 
 def test_bad_arguments(G, target):
