@@ -35,7 +35,7 @@ from engine.convert import image_to_tensor  # noqa: E402
 from engine.models.checkpoint import load_discriminator, load_generator  # noqa: E402
 from engine.ops import degrade, losses  # noqa: E402
 from engine.ops.generate import sample  # noqa: E402
-from engine.ops.invert import InvertConfig, invert, samples_for, tuned_generator  # noqa: E402
+from engine.ops.invert import InvertConfig, invert, tuned_generator, with_defaults  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -158,7 +158,7 @@ def run_inverse_problems(G, D, sets, tasks, scale: int, configs: list[InvertConf
                     r = invert(G, im, operator_for(task, R, mask, scale), cfg, truth=im, D=D)
                     ours.append(figures(r.image, im, mask))
                     ts.append(r.seconds)
-                count = samples_for(cfg, operator_for(task, R, hole_mask(R, 0), scale))
+                count = with_defaults(cfg, task).samples
                 many = "" if count == 1 else f", mean of {count}"
                 results.append((f"GAN prior ({cfg.mode}{many})", ours, f"{np.mean(ts):.1f}"))
             masks = [hole_mask(R, seed=i) if task == "inpaint" else None for i in range(len(images))]
@@ -184,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", default="generated,rendered")
     parser.add_argument("--data", default=str(ROOT / "data/house.npz"))
     parser.add_argument("--inverse-modes", default="w+,pti", help="search spaces for the inverse problems")
+    parser.add_argument("--inverse-steps", type=int, default=None, help="latent steps of the inverse problems "
+                        "(default: InvertConfig's)")
     parser.add_argument("--inverse-samples", default="auto",
                         help="samples averaged per inverse problem, e.g. 1,8 (auto: the engine's choice per task)")
     parser.add_argument("--trajectory", action="store_true",
@@ -214,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     modes = [m for m in args.modes.split(",") if m]
     tasks = [t for t in args.tasks.split(",") if t]
     inv_rows = run_inversion(G, D, sets, budgets, modes, base, log, args.trajectory) if budgets and modes else []
-    ip_cfgs = [replace(base, mode=m, samples=None if k == "auto" else int(k))
+    ip_base = base if args.inverse_steps is None else replace(base, steps=args.inverse_steps)
+    ip_cfgs = [replace(ip_base, mode=m, samples=None if k == "auto" else int(k))
                for m in args.inverse_modes.split(",") if m for k in args.inverse_samples.split(",")]
     ip_rows = run_inverse_problems(G, D, sets, tasks, args.scale, ip_cfgs, log) if tasks else []
     minutes = (time.perf_counter() - start) / 60
@@ -228,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         f"total {minutes:.1f} min. Written by `python bench/invert_quality.py "
         f"{' '.join(sys.argv[1:] if argv is None else argv)}`.", "",
         *[f"- {n}" for n in notes],
-        f"- defaults: {base.steps} latent steps at lr {base.lr}; PTI {base.pti_steps} steps at lr {base.pti_lr}, "
+        f"- defaults: {with_defaults(base, 'invert').steps} latent steps ({with_defaults(base, 'superres').steps} "
+        f"for super-resolution, which averages {with_defaults(base, 'superres').samples} samples) at lr {base.lr}; PTI {base.pti_steps} steps at lr {base.pti_lr}, "
         f"locality {base.locality} every {base.locality_every} step(s)", "",
     ]
     if inv_rows:

@@ -125,7 +125,10 @@ class InvertPanel(QWidget):
                                    "the brightness only. Super-resolve: fit a shrunk copy, the model adds detail")
         self.task_combo.currentIndexChanged.connect(lambda _: self._task_changed())
         form.addRow(key_label("Task"), self.task_combo)
-        self.steps_spin = self._spin(500, "Latent search steps (25 steps take about a second on one CPU core)")
+        self.steps_spin = self._spin(0, "Latent search steps (25 steps take about a second on one CPU core). Auto: "
+                                        "500, or 200 when several samples are averaged")
+        self.steps_spin.setMinimum(0)
+        self.steps_spin.setSpecialValueText("auto")
         form.addRow(key_label("Steps"), self.steps_spin)
         self.samples_spin = QSpinBox()
         self.samples_spin.setRange(0, 16)
@@ -290,7 +293,7 @@ class InvertPanel(QWidget):
         task = self.task
         landmarks = self.points_layer.landmarks() if self.align.on else None
         hole = self.mask_layer.mask if task.task == "inpaint" else None
-        return InvertRequest(image.rgb, self.mode, task.task, task.factor, self.steps_spin.value(),
+        return InvertRequest(image.rgb, self.mode, task.task, task.factor, self.steps_spin.value() or None,
                              self.tune_spin.value(), landmarks, hole, samples=self.samples_spin.value() or None)
 
     def start(self) -> int | None:
@@ -305,8 +308,9 @@ class InvertPanel(QWidget):
         revision = self.document.revision
         self.mask.brush_button.setChecked(False)
         self.align.place_button.setChecked(False)
-        total = request.steps + (request.pti_steps if request.mode == "pti" else 0)
-        self.curve.reset(total, [request.steps] if request.mode == "pti" else [])
+        plan = request.plan()
+        total = plan.steps + (plan.pti_steps if plan.mode == "pti" else 0)
+        self.curve.reset(total, [plan.steps] if plan.mode == "pti" else [])
         self.figures.set_rows([])
         self._started = time.monotonic()
         self.job = self.runner.submit(invert_job, G, D, info, request, title=request.title,

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from engine.document import Document as Latent
     from engine.ops.degrade import Operator
-    from engine.ops.invert import InversionResult
+    from engine.ops.invert import InversionResult, InvertConfig
     from gui.model_state import ModelInfo
 
 
@@ -61,13 +61,21 @@ class InvertRequest:
     mode: str = "w+"
     task: str = "invert"
     factor: int = 4
-    steps: int = 500
+    steps: int | None = None  # None (and samples None): the engine's choice for the task
     pti_steps: int = 400
     landmarks: Landmarks | None = None
     hole: np.ndarray | None = None
     preview_every: int = 5
     seed: int = 0
-    samples: int | None = None  # None: the engine's choice for the task
+    samples: int | None = None
+
+    def plan(self) -> InvertConfig:
+        """The search this request runs: its settings with the engine's defaults filled in."""
+        from engine.ops.invert import InvertConfig, with_defaults
+
+        return with_defaults(InvertConfig(mode=self.mode, steps=self.steps, pti_steps=self.pti_steps,
+                                          preview_every=self.preview_every, seed=self.seed, samples=self.samples),
+                             self.task)
 
     @property
     def title(self) -> str:
@@ -259,7 +267,7 @@ def invert_job(G: nn.Module, D: Any, info: ModelInfo, request: InvertRequest,
     from engine.document import ModelRef
     from engine.jobs import Job
     from engine.ops import degrade
-    from engine.ops.invert import InvertConfig, invert
+    from engine.ops.invert import invert
 
     Job(1, None, cancel).check()
     R = int(G.img_resolution)
@@ -273,8 +281,7 @@ def invert_job(G: nn.Module, D: Any, info: ModelInfo, request: InvertRequest,
         if progress is not None:
             progress(step, total, message, None if preview is None else frame.compose(preview))
 
-    config = InvertConfig(mode=request.mode, steps=request.steps, pti_steps=request.pti_steps,
-                          preview_every=request.preview_every, seed=request.seed, samples=request.samples)
+    config = request.plan()
     result = invert(G, prepared.target, op, config, truth=prepared.truth, D=D, progress=relay, cancel=cancel)
     figures = {"mode": request.mode, "task": request.task, "factor": request.factor, "psnr": result.psnr,
                "ssim": result.ssim, "lpips": result.lpips, "distance": result.distance, "steps": result.steps,

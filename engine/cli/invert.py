@@ -20,7 +20,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     invert.add_argument("--task", choices=("invert", "inpaint", "colorize", "superres"), default="invert")
     invert.add_argument("--mask", metavar="MASK.png", default=None, help="inpainting mask: white = hole to fill")
     invert.add_argument("--scale", type=int, default=4, help="super-resolution factor (default 4)")
-    invert.add_argument("--steps", type=int, default=None, help="latent search steps (default 500)")
+    invert.add_argument("--steps", type=int, default=None,
+                        help="latent search steps (default 500; 200 when several samples are averaged)")
     invert.add_argument("--pti-steps", type=int, default=None, help="PTI weight-tuning steps (default 400)")
     invert.add_argument("--samples", type=int, default=None,
                         help="searches run together; the answer is the mean of their consistent images "

@@ -192,6 +192,8 @@ def test_colourise_and_super_resolution_build_their_operators(house, qtbot, G):
     observed = house.document.before.rgb.astype(int)
     assert (observed[..., 0] == observed[..., 1]).all() and (observed[..., 1] == observed[..., 2]).all()
     panel.set_task("Super-resolve ×4")
+    panel.steps_spin.setValue(0)
+    assert panel.steps_spin.text() == "auto"
     request = panel.request()
     assert (request.task, request.factor) == ("superres", 4)
     op = build_operator(request.task, request.factor, R)
@@ -200,7 +202,8 @@ def test_colourise_and_super_resolution_build_their_operators(house, qtbot, G):
     small = InvertRequest(np.zeros((32, 40, 3), np.uint8), task="superres", factor=4)
     prepared = prepare_input(small, R)
     assert prepared.target.shape == (16, 16, 3) and prepared.truth is None
-    assert panel.samples_spin.text() == "auto" and request.samples is None  # the engine's choice: 8 for SR
+    assert panel.samples_spin.text() == "auto" and (request.samples, request.steps) == (None, None)
+    assert (request.plan().samples, request.plan().steps) == (8, 200)  # the engine's choice for SR
     panel.samples_spin.setValue(3)
     done = run(qtbot, house, steps=4, task="Super-resolve ×8")
     assert done.result.task == "superres" and house.document.before.rgb.shape == (R, R, 3)

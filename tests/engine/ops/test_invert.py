@@ -14,7 +14,7 @@ from engine.jobs import CancelToken
 from engine.models.checkpoint import load_generator
 from engine.ops import degrade
 from engine.ops.generate import sample
-from engine.ops.invert import InvertConfig, invert, render_result, tuned_generator, w_prior
+from engine.ops.invert import InvertConfig, invert, render_result, tuned_generator, w_prior, with_defaults
 from tests.engine.models import STYLEGAN_FIXTURES
 
 CHECKPOINT = STYLEGAN_FIXTURES / "checkpoints" / "network-snapshot-sg2ada-uncond-p4.pkl"
@@ -136,6 +136,13 @@ def test_several_samples_answer_with_the_mean_of_their_consistent_images(G, targ
     assert not np.array_equal(many.image, tensor_to_image(degrade.project(op, renders[:1], y).clamp(-1, 1)))
     with pytest.raises(GanvasError, match="samples must be"):
         invert(G, target, config=InvertConfig(samples=0), lpips=None)
+
+
+def test_defaults_follow_the_task():
+    plans = {task: with_defaults(InvertConfig(), task) for task in ("invert", "inpaint", "colorize", "superres")}
+    assert [(c.samples, c.steps) for c in plans.values()] == [(1, 500), (1, 500), (1, 500), (8, 200)]
+    assert with_defaults(InvertConfig(steps=30, samples=2), "superres").steps == 30
+    assert with_defaults(InvertConfig(samples=3), "invert").steps == 200  # averaging shortens the search
 
 
 def test_bad_arguments(G, target):
