@@ -158,7 +158,7 @@ def run_inverse_problems(G, D, sets, tasks, scale: int, configs: list[InvertConf
                     r = invert(G, im, operator_for(task, R, mask, scale), cfg, truth=im, D=D)
                     ours.append(figures(r.image, im, mask))
                     ts.append(r.seconds)
-                count = with_defaults(cfg, task).samples
+                count = with_defaults(cfg, task, R).samples
                 many = "" if count == 1 else f", mean of {count}"
                 results.append((f"GAN prior ({cfg.mode}{many})", ours, f"{np.mean(ts):.1f}"))
             masks = [hole_mask(R, seed=i) if task == "inpaint" else None for i in range(len(images))]
@@ -231,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         f"total {minutes:.1f} min. Written by `python bench/invert_quality.py "
         f"{' '.join(sys.argv[1:] if argv is None else argv)}`.", "",
         *[f"- {n}" for n in notes],
-        f"- defaults: {with_defaults(base, 'invert').steps} latent steps ({with_defaults(base, 'superres').steps} "
-        f"for super-resolution, which averages {with_defaults(base, 'superres').samples} samples) at lr {base.lr}; PTI {base.pti_steps} steps at lr {base.pti_lr}, "
+        f"- defaults: {with_defaults(base, 'invert', R).steps} latent steps ({with_defaults(base, 'superres', R).steps} "
+        f"for super-resolution, which averages {with_defaults(base, 'superres', R).samples} samples) at lr {base.lr}; PTI {base.pti_steps} steps at lr {base.pti_lr}, "
         f"locality {base.locality} every {base.locality_every} step(s)", "",
     ]
     if inv_rows:

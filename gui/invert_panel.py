@@ -135,7 +135,8 @@ class InvertPanel(QWidget):
         self.samples_spin.setSpecialValueText("auto")
         self.samples_spin.setToolTip("Searches run together from different starts; the result is the mean of their "
                                      "answers: closer to the truth on average, softer than any one. Auto: 8 to "
-                                     "super-resolve, where one guess loses to plain enlargement; 1 otherwise")
+                                     "super-resolve with a generator up to 128 px, where one guess loses to plain "
+                                     "enlargement; 1 otherwise")
         form.addRow(key_label("Samples"), self.samples_spin)
         self.tune_spin = self._spin(400, "PTI: steps of tuning the generator's weights after the latent search")
         self.tune_label = key_label("Tuning steps")
@@ -308,7 +309,7 @@ class InvertPanel(QWidget):
         revision = self.document.revision
         self.mask.brush_button.setChecked(False)
         self.align.place_button.setChecked(False)
-        plan = request.plan()
+        plan = request.plan(info.resolution)
         total = plan.steps + (plan.pti_steps if plan.mode == "pti" else 0)
         self.curve.reset(total, [plan.steps] if plan.mode == "pti" else [])
         self.figures.set_rows([])

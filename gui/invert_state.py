@@ -69,13 +69,14 @@ class InvertRequest:
     seed: int = 0
     samples: int | None = None
 
-    def plan(self) -> InvertConfig:
-        """The search this request runs: its settings with the engine's defaults filled in."""
+    def plan(self, resolution: int) -> InvertConfig:
+        """The search this request runs on a ``resolution`` px generator: its settings with the engine's
+        defaults filled in."""
         from engine.ops.invert import InvertConfig, with_defaults
 
         return with_defaults(InvertConfig(mode=self.mode, steps=self.steps, pti_steps=self.pti_steps,
                                           preview_every=self.preview_every, seed=self.seed, samples=self.samples),
-                             self.task)
+                             self.task, resolution)
 
     @property
     def title(self) -> str:
@@ -281,7 +282,7 @@ def invert_job(G: nn.Module, D: Any, info: ModelInfo, request: InvertRequest,
         if progress is not None:
             progress(step, total, message, None if preview is None else frame.compose(preview))
 
-    config = request.plan()
+    config = request.plan(R)
     result = invert(G, prepared.target, op, config, truth=prepared.truth, D=D, progress=relay, cancel=cancel)
     figures = {"mode": request.mode, "task": request.task, "factor": request.factor, "psnr": result.psnr,
                "ssim": result.ssim, "lpips": result.lpips, "distance": result.distance, "steps": result.steps,

@@ -25,7 +25,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     invert.add_argument("--pti-steps", type=int, default=None, help="PTI weight-tuning steps (default 400)")
     invert.add_argument("--samples", type=int, default=None,
                         help="searches run together; the answer is the mean of their consistent images "
-                             "(closer on average, softer; default 8 for superres, else 1)")
+                             "(closer on average, softer; default 8 for superres with a generator up to 128 px, else 1)")
     invert.add_argument("--seed", type=int, default=0)
     invert.add_argument("--out", required=True, help="the reconstruction (.png or .jpg)")
     invert.add_argument("--save-latent", metavar="NPZ", default=None,

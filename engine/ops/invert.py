@@ -66,7 +66,7 @@ class InvertConfig:
     # their observation-consistent images: a posterior-mean estimate, the least squared error when the data
     # leave the details open, but softer than any one of them (x4 SR: one guess loses to bicubic, the mean
     # of 8 beats it, bench/results/invert_superres.md). The latent is the best-fitting candidate's.
-    # None: 8 for super-resolution, else 1.
+    # None: 8 for super-resolution with a generator up to 128 px, else 1 (``with_defaults``).
     samples: int | None = None
     pti_steps: int = 400
     # PTI uses 3e-4 for 350 steps at 1024 px; a 64 px net this small needs 5e-3 (+3 dB over 3e-4 at 400 steps)
@@ -372,10 +372,16 @@ class LatentSearch:
         return (torch.where(hidden, before, after) - before).square().mean()
 
 
-def with_defaults(cfg: InvertConfig, task: str) -> InvertConfig:
-    """``cfg`` with its automatic fields set for ``task`` (invert, inpaint, colorize, superres):
-    8 samples to super-resolve, else 1; 200 latent steps when several samples are averaged, else 500."""
-    samples = cfg.samples if cfg.samples is not None else (8 if task == "superres" else 1)
+# Averaging pays for small generators; a batch of 8 at 1024 px would take 8x the memory and time of one search.
+AVERAGE_UP_TO = 128  # px: the largest generator whose super-resolution averages samples by default
+
+
+def with_defaults(cfg: InvertConfig, task: str, resolution: int) -> InvertConfig:
+    """``cfg`` with its automatic fields set for ``task`` (invert, inpaint, colorize, superres) on a
+    generator of ``resolution`` px: 8 samples to super-resolve up to :data:`AVERAGE_UP_TO` px, else 1;
+    200 latent steps when several samples are averaged, else 500."""
+    averages = task == "superres" and resolution <= AVERAGE_UP_TO
+    samples = cfg.samples if cfg.samples is not None else (8 if averages else 1)
     steps = cfg.steps if cfg.steps is not None else (200 if samples > 1 else 500)
     return dataclasses.replace(cfg, samples=samples, steps=steps)
 
@@ -406,7 +412,7 @@ def invert(G: nn.Module, target: Tensor | np.ndarray, operator: Operator | None 
     """
     R = _check_generator(G)
     op = operator or degrade.identity(R)
-    cfg = with_defaults(config or InvertConfig(), _task(op))
+    cfg = with_defaults(config or InvertConfig(), _task(op), R)
     samples = cfg.samples
     check(cfg.mode in MODES, f"mode must be one of {MODES}. Got: {cfg.mode!r}")
     check(cfg.steps >= 1 and cfg.lr > 0, f"steps must be >= 1 and lr > 0. Got: {cfg.steps}, {cfg.lr}")

@@ -203,7 +203,7 @@ def test_colourise_and_super_resolution_build_their_operators(house, qtbot, G):
     prepared = prepare_input(small, R)
     assert prepared.target.shape == (16, 16, 3) and prepared.truth is None
     assert panel.samples_spin.text() == "auto" and (request.samples, request.steps) == (None, None)
-    assert (request.plan().samples, request.plan().steps) == (8, 200)  # the engine's choice for SR
+    assert (request.plan(R).samples, request.plan(R).steps) == (8, 200)  # the engine's choice for SR
     panel.samples_spin.setValue(3)
     done = run(qtbot, house, steps=4, task="Super-resolve ×8")
     assert done.result.task == "superres" and house.document.before.rgb.shape == (R, R, 3)
