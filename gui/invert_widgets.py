@@ -29,13 +29,11 @@ from PySide6.QtWidgets import (
 
 from gui.landmark_layer import LandmarkLayer
 from gui.paint_layer import PaintLayer
-from gui.widgets import ElidedLabel, key_label, section_label, snug_button, status_label
+from gui.widgets import FRAME, LABEL, ElidedLabel, key_label, section_label, snug_button, status_label
 
 DISTANCE_COLOUR = QColor(240, 160, 64)
 PSNR_COLOUR = QColor(74, 158, 255)
-FRAME = QColor(30, 30, 32)
 GRID = QColor(58, 58, 62)
-LABEL = QColor(154, 154, 160)
 
 
 class CurveView(QWidget):

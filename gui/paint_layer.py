@@ -16,6 +16,9 @@ it; the sketch tools paint on it too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import cv2
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
@@ -129,24 +132,26 @@ class CanvasLayer(QGraphicsObject):
     def hover(self, point: QPointF | None) -> None: ...
 
 
-class MaskEdit(QUndoCommand):
-    """One change of a :class:`PaintLayer`'s mask: the box's pixels before and after it."""
+class PixelEdit(QUndoCommand):
+    """One change of a painted map's box: ``write(pixels)`` puts the before or after pixels back.
 
-    def __init__(self, layer: PaintLayer, size: Size, box: Box, before: np.ndarray, after: np.ndarray, text: str,
+    ``applied``: the stroke is on the map already when the command is pushed, so the first redo does nothing.
+    """
+
+    def __init__(self, write: Callable[[np.ndarray], None], before: np.ndarray, after: np.ndarray, text: str,
                  applied: bool = False):
         super().__init__(text)
-        self.layer, self.size, self.box = layer, size, box
-        self.before, self.after = before, after
-        self._applied = applied  # a stroke is on the mask already when it is pushed
+        self.write, self.before, self.after = write, before, after
+        self._applied = applied
 
     def redo(self) -> None:
         if self._applied:
             self._applied = False
             return
-        self.layer.write(self.size, self.box, self.after)
+        self.write(self.after)
 
     def undo(self) -> None:
-        self.layer.write(self.size, self.box, self.before)
+        self.write(self.before)
 
 
 class PaintLayer(CanvasLayer):
@@ -221,7 +226,7 @@ class PaintLayer(CanvasLayer):
         new = (np.asarray(mask) > 0).astype(np.uint8)
         old = self._mask()
         if not np.array_equal(old, new):
-            self.undo_stack.push(MaskEdit(self, self.size, (0, 0, width, height), old.copy(), new, text))
+            self.undo_stack.push(PixelEdit(partial(self.write, self.size, (0, 0, width, height)), old.copy(), new, text))
 
     def clear(self) -> None:
         """Erase everything, as one undoable step (nothing happens on an empty mask)."""
@@ -305,7 +310,7 @@ class PaintLayer(CanvasLayer):
         if np.array_equal(before, after):
             return
         text = f"Erase {self.name.lower()}" if self.eraser else f"Paint {self.name.lower()}"
-        self.undo_stack.push(MaskEdit(self, self.size, box, before, after, text, applied=True))
+        self.undo_stack.push(PixelEdit(partial(self.write, self.size, box), before, after, text, applied=True))
 
     # Painting -----------------------------------------------------------------------
 

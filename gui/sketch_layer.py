@@ -23,6 +23,7 @@ also says when a change is finished, for live mode.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import cv2
@@ -36,12 +37,11 @@ from PySide6.QtGui import (
     QPainter,
     QPen,
     QTabletEvent,
-    QUndoCommand,
     QUndoStack,
 )
 from PySide6.QtWidgets import QStyleOptionGraphicsItem, QWidget
 
-from gui.paint_layer import Box, CanvasLayer, PaintLayer, Size
+from gui.paint_layer import Box, CanvasLayer, PaintLayer, PixelEdit, Size
 
 COLOUR, EDGES = "colour", "edges"
 TOOLS = ("brush", "pen", "eraser", "picker")
@@ -97,26 +97,6 @@ def pressure_of(event: QEvent | None) -> float:
         pressure = event.points()[0].pressure()
         return float(min(max(pressure, 0.0), 1.0)) if pressure > 0 else 1.0
     return 1.0
-
-
-class LayerEdit(QUndoCommand):
-    """One change of a sketch map: the box's pixels before and after it."""
-
-    def __init__(self, layer: SketchLayer, size: Size, name: str, box: Box, before: np.ndarray,
-                 after: np.ndarray, text: str, applied: bool = False):
-        super().__init__(text)
-        self.layer, self.size, self.name, self.box = layer, size, name, box
-        self.before, self.after = before, after
-        self._applied = applied  # a stroke is on the map already when it is pushed
-
-    def redo(self) -> None:
-        if self._applied:
-            self._applied = False
-            return
-        self.layer.write(self.size, self.name, self.box, self.after)
-
-    def undo(self) -> None:
-        self.layer.write(self.size, self.name, self.box, self.before)
 
 
 class SketchLayer(CanvasLayer):
@@ -212,7 +192,7 @@ class SketchLayer(CanvasLayer):
             raise ValueError(f"the {name} map must be {old.shape} uint8. Got: {pixels.shape} {pixels.dtype}")
         if not np.array_equal(old, pixels):
             box = (0, 0, *self.size)
-            self.undo_stack.push(LayerEdit(self, self.size, name, box, old.copy(), pixels.copy(), text))
+            self.undo_stack.push(PixelEdit(partial(self.write, self.size, name, box), old.copy(), pixels.copy(), text))
 
     def clear(self, name: str) -> None:
         """Empty one map, as one undoable step."""
@@ -383,7 +363,8 @@ class SketchLayer(CanvasLayer):
             return
         erased = "strokes" if name == COLOUR else "edges"
         text = {"brush": "Brush stroke", "pen": "Edge line", "eraser": f"Erase {erased}"}
-        self.undo_stack.push(LayerEdit(self, self.size, name, box, before, after, text[self.tool], applied=True))
+        self.undo_stack.push(PixelEdit(partial(self.write, self.size, name, box), before, after, text[self.tool],
+                                      applied=True))
         self.edited.emit(name)
         self.strokeFinished.emit()
 
@@ -481,5 +462,5 @@ class KeepLayer(PaintLayer):
             self.edited.emit()
 
 
-__all__ = ["COLOUR", "EDGES", "TOOLS", "Brush", "dab_coverage", "pressure_of", "LayerEdit", "SketchLayer",
+__all__ = ["COLOUR", "EDGES", "TOOLS", "Brush", "dab_coverage", "pressure_of", "SketchLayer",
            "KeepLayer"]

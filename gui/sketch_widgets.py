@@ -29,10 +29,8 @@ from PySide6.QtWidgets import (
 )
 
 from gui.convert import to_qimage
-from gui.widgets import snug_button
+from gui.widgets import FRAME, LABEL, snug_button
 
-FRAME = QColor(30, 30, 32)
-LABEL = QColor(154, 154, 160)
 TOOL_NAMES = {"brush": ("Brush", "B", "Paint colour strokes: a rough stroke asks for a colour region"),
               "pen": ("Pen", "P", "Draw edges: thin black lines the result's outlines should follow"),
               "eraser": ("Eraser", "E", "Erase on the chosen layer (colour strokes, edges or keep)"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractButton,
     QComboBox,
@@ -21,6 +22,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+# Colours of the panels' painted views (curves, result strips): their background and their dimmed text.
+FRAME = QColor(30, 30, 32)
+LABEL = QColor(154, 154, 160)
 
 STYLE = """
 QLabel#section { color: #8c8c92; font-size: 9pt; font-weight: 600; letter-spacing: 1px; padding-top: 6px; }
