@@ -126,9 +126,7 @@ class InvertPanel(QWidget):
         self.task_combo.currentIndexChanged.connect(lambda _: self._task_changed())
         form.addRow(key_label("Task"), self.task_combo)
         self.steps_spin = self._spin(0, "Latent search steps (25 steps take about a second on one CPU core). Auto: "
-                                        "500, or 200 when several samples are averaged")
-        self.steps_spin.setMinimum(0)
-        self.steps_spin.setSpecialValueText("auto")
+                                        "500, or 200 when several samples are averaged", auto=True)
         form.addRow(key_label("Steps"), self.steps_spin)
         self.samples_spin = QSpinBox()
         self.samples_spin.setRange(0, 16)
@@ -176,9 +174,12 @@ class InvertPanel(QWidget):
         layout.addStretch(1)
 
     @staticmethod
-    def _spin(value: int, tip: str) -> QSpinBox:
+    def _spin(value: int, tip: str, auto: bool = False) -> QSpinBox:
+        """A step count; ``auto``: 0 reads "auto", the engine's choice."""
         spin = QSpinBox()
-        spin.setRange(1, 5000)
+        spin.setRange(0 if auto else 1, 5000)
+        if auto:
+            spin.setSpecialValueText("auto")
         spin.setSingleStep(50)
         spin.setValue(value)
         spin.setToolTip(tip)

@@ -71,6 +71,8 @@ def test_a_run_previews_in_the_photo_shows_figures_and_lands_one_undoable_latent
     rgb = photo(G)
     open_photo(qtbot, house, tmp_path, monkeypatch, rgb)
     original, panel, stack = house.document.image, house.invert_panel, house.document.undo_stack
+    assert panel.steps_spin.text() == panel.samples_spin.text() == "auto"  # the engine's choices by default
+    assert (panel.request().steps, panel.request().samples) == (None, None)
     previews = []
     house.runner.jobPreview.connect(lambda m: previews.append((house.canvas.previewing, m.image)))
     done = run(qtbot, house, steps=8)
