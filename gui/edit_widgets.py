@@ -34,7 +34,7 @@ from gui.generate_panel import MAX_SEED
 from gui.theme import ACCENT, DISABLED_TEXT
 from gui.widgets import STYLE, ElidedLabel
 
-STRENGTH_MAX, STEPS = 4.0, 100  # slider ticks per standard deviation
+STRENGTH_MAX, STEPS = 6.0, 100  # slider ticks per standard deviation; house-gan directions reach 6
 TITLE_WIDTH = 92  # px: "GANSpace 10" in bold fits
 EDIT_STYLE = STYLE + """
 QLabel#title { font-weight: 600; }

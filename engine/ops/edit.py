@@ -12,22 +12,18 @@ A drag (:mod:`engine.ops.drag`) enters the edit stack as the latent delta it fou
 
 Layer ranges are half-open w-slot ranges ``(start, stop)``; ``None`` means every slot. Strengths of
 a :class:`Direction` are in standard deviations of sampled w along it, so 1 is a typical change.
-
-    python -m engine.ops.edit fit-directions --model house-gan --classifier runs/attr-classifier.pt \\
-        --out resources/models/house-gan.directions.safetensors
+Named directions fitted from an attribute classifier come from :mod:`engine.ops.attributes`.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
 import math
 import os
-import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,7 +114,8 @@ class Direction:
     name: str
     vector: Tensor
     layers: LayerRange | None = None  # default slots to edit
-    scale: float = 1.0  # std of sampled w along ``vector``: strength 1 moves w by this much
+    scale: float = 1.0  # strength 1 moves w by this much: the std of sampled w along ``vector`` (a kept
+    # attribute direction's fitted move per unit of strength instead, see engine.ops.attributes)
     method: str = ""
     info: dict = field(default_factory=dict)
 
@@ -350,13 +347,14 @@ class DirectionLibrary:
         return self._cache[key]
 
     def conditioned(self, spec: str, keep: Sequence[str], layers: LayerRange | None = None) -> Direction:
-        """``spec`` projected off the directions in ``keep``, so editing it leaves those attributes be."""
+        """``spec`` projected off the directions in ``keep``, so editing it leaves those attributes be;
+        a strength moves w as far as it moves the direction it comes from."""
         key = (spec + "|" + ",".join(keep), layers)
         if key not in self._cache:
             d = self.get(spec, layers)
             vec = project_off(d.vector, [self.get(k).vector for k in keep])
-            self._cache[key] = Direction(f"{d.name} (keeping {', '.join(keep)})", vec, d.layers,
-                                         direction_scale(self.samples, vec), d.method, dict(d.info, keep=list(keep)))
+            self._cache[key] = Direction(f"{d.name} (keeping {', '.join(keep)})", vec, d.layers, d.scale, d.method,
+                                         dict(d.info, keep=list(keep)))
         return self._cache[key]
 
     def _compute(self, spec: str, layers: LayerRange | None) -> Direction:
@@ -605,172 +603,3 @@ def export_animation(path: str | os.PathLike, G: nn.Module, latents: Tensor, fps
                      progress: Progress | None = None, cancel: CancelToken | None = None) -> Path:
     """Render ``latents`` ``(F, num_ws, w_dim)`` and write them as a GIF/MP4 (see :func:`write_animation`)."""
     return write_animation(path, render_latents(G, latents), len(latents), fps, progress, cancel)
-
-
-# ----------------------------------------------------------------------------- directions from labels
-
-
-@dataclass(frozen=True)
-class Attribute:
-    """A binary attribute over one categorical data-set label: which values count as yes / no."""
-
-    name: str
-    label: str
-    positive: tuple[str, ...]
-    negative: tuple[str, ...]
-
-
-_HATS = ("hat", "hijab", "turban", "winterHat02", "winterHat03", "winterHat04", "winterHat1")
-_LONG = ("bigHair", "bob", "bun", "curly", "curvy", "dreads", "frida", "fro", "froBand", "longButNotTooLong",
-         "miaWallace", "shavedSides", "straight01", "straight02", "straightAndStrand")
-_SHORT = ("dreads01", "dreads02", "frizzle", "shaggy", "shaggyMullet", "shortCurly", "shortFlat", "shortRound",
-          "shortWaved", "sides", "theCaesar", "theCaesarAndSidePart")
-# The house data set's labels (DiceBear "avataaars" option names, engine/training/dataset.py).
-HOUSE_ATTRIBUTES = (
-    Attribute("glasses", "accessoriesVariant", ("kurt", "prescription01", "prescription02", "round", "sunglasses",
-                                                "wayfarers"), ("none",)),
-    Attribute("facial_hair", "facialHairVariant", ("beardLight", "beardMajestic", "beardMedium", "moustacheFancy",
-                                                   "moustacheMagnum"), ("none",)),
-    Attribute("hat", "topVariant", _HATS, ("none",) + _LONG + _SHORT),
-    Attribute("bald", "topVariant", ("none",), _LONG + _SHORT),
-    Attribute("long_hair", "topVariant", _LONG, _SHORT),
-    Attribute("smile", "mouthVariant", ("smile", "twinkle", "default", "tongue"),
-              ("concerned", "sad", "serious", "grimace", "disbelief", "screamOpen", "vomit")),
-    Attribute("dark_skin", "skinColor", ("#614335", "#ae5d29", "#d08b5b"), ("#ffdbb4", "#edb98a", "#f8d25c", "#fd9841")),
-    Attribute("dark_hair", "hairColor", ("#2c1b18", "#4a312c", "#724133"), ("#d6b370", "#ecdcbf", "#e8e1e1", "#b58143")),
-)
-
-# images (B, 3, H, W) in [-1, 1] -> label name -> class probabilities (B, K), K = len(vocab[label])
-Predictor = Callable[[Tensor], dict[str, Tensor]]
-
-
-def _predict_latents(G: nn.Module, predict: Predictor, ws: Tensor, batch: int, job: Job | None = None
-                     ) -> dict[str, Tensor]:
-    """Class probabilities of the images of ``ws`` ``(N, num_ws, w_dim)``, per label: ``(N, K)``."""
-    device = next(G.parameters()).device
-    probs: dict[str, list[Tensor]] = {}
-    for i, start in enumerate(range(0, len(ws), batch)):
-        images = G.synthesis(ws[start:start + batch].to(device), noise_mode="const")
-        for name, p in predict(images).items():
-            probs.setdefault(name, []).append(p.float().cpu())
-        if job is not None:
-            job.step(i + 1, f"labelled {min(start + batch, len(ws))} of {len(ws)} samples")
-    return {name: torch.cat(p) for name, p in probs.items()}
-
-
-def _yes_no(probs: dict[str, Tensor], vocab: dict[str, list[str]], attr: Attribute) -> tuple[Tensor, Tensor]:
-    check(attr.label in probs and attr.label in vocab, f"the classifier has no label {attr.label!r}. "
-                                                       f"Got: {sorted(probs)}")
-    index = {v: i for i, v in enumerate(vocab[attr.label])}
-    p = probs[attr.label]
-    return p[:, [index[v] for v in attr.positive]].sum(dim=1), p[:, [index[v] for v in attr.negative]].sum(dim=1)
-
-
-@torch.no_grad()
-def fit_attribute_directions(G: nn.Module, predict: Predictor, vocab: dict[str, list[str]],
-                             attributes: Sequence[Attribute] = HOUSE_ATTRIBUTES, n: int = 4000, seed: int = 0,
-                             batch: int = 64, min_confidence: float = 0.8, progress: Progress | None = None,
-                             cancel: CancelToken | None = None) -> list[Direction]:
-    """Sample ``n`` w, label their images with ``predict`` and fit one InterFaceGAN direction per
-    attribute on the confident predictions (probability of yes or no >= ``min_confidence``)."""
-    ws = sample_w(G, n, seed)
-    probs = _predict_latents(G, predict, ws[:, None].repeat(1, G.num_ws, 1), batch,
-                             Job(-(-n // batch), progress, cancel))
-    out = []
-    for attr in attributes:
-        yes, no = _yes_no(probs, vocab, attr)
-        keep = (yes >= min_confidence) | (no >= min_confidence)
-        labels = (yes[keep] > no[keep]).long()
-        n_yes = int(labels.sum())
-        if min(n_yes, len(labels) - n_yes) < 20:
-            log.warning("skipped %s: %d confident yes and %d no samples", attr.name, n_yes, len(labels) - n_yes)
-            continue
-        fit = fit_direction(ws[keep], labels, seed=seed)
-        out.append(Direction(attr.name, fit.normal, None, direction_scale(ws, fit.normal),
-                             "interfacegan", {"accuracy": round(fit.accuracy, 4), "positive": n_yes,
-                                              "negative": len(labels) - n_yes, "samples": n}))
-    return out
-
-
-@torch.no_grad()
-def edit_effects(G: nn.Module, predict: Predictor, vocab: dict[str, list[str]], directions: Sequence[Direction],
-                 attributes: Sequence[Attribute] = HOUSE_ATTRIBUTES, n: int = 256, strength: float = 2.0,
-                 seed: int = 1, batch: int = 64) -> dict[str, dict[str, float]]:
-    """How each edit moves each attribute: direction -> attribute -> mean change of P(yes | yes or no)
-    from ``-strength`` to ``+strength`` over ``n`` fresh samples. Off-diagonal entries are entanglement."""
-    base = sample_w(G, n, seed)[:, None].repeat(1, G.num_ws, 1)
-    out: dict[str, dict[str, float]] = {}
-    for d in directions:
-        low, high = (_predict_latents(G, predict, apply_edits(base, [d.edit(s)]), batch) for s in (-strength, strength))
-        out[d.name] = {}
-        for a in attributes:
-            (y0, n0), (y1, n1) = _yes_no(low, vocab, a), _yes_no(high, vocab, a)
-            change = y1 / (y1 + n1).clamp_min(1e-6) - y0 / (y0 + n0).clamp_min(1e-6)
-            out[d.name][a.name] = round(float(change.mean()), 3)
-    return out
-
-
-def classifier_predictor(path: str | os.PathLike, resolution: int) -> tuple[Predictor, dict[str, list[str]]]:
-    """The attribute classifier of :mod:`engine.training.evaluate_gan` as a :data:`Predictor`, and its vocabularies."""
-    from engine.training.evaluate_gan import load_classifier
-
-    trained = load_classifier(path)
-    check(trained.resolution == resolution, f"{path}: the classifier reads {trained.resolution} px images, the "
-                                            f"generator makes {resolution} px. Got: {trained.resolution}")
-    net = trained.net.eval()
-
-    def predict(images: Tensor) -> dict[str, Tensor]:
-        x = images.clamp(-1, 1).float().cpu().contiguous(memory_format=torch.channels_last)
-        return {name: logits.softmax(dim=1) for name, logits in net(x).items()}
-
-    return predict, trained.vocab
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.ops.edit", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    fit = commands.add_parser("fit-directions", help="fit named directions from an attribute classifier")
-    fit.add_argument("--model", required=True, help="model id or weights file")
-    fit.add_argument("--classifier", required=True, help="attribute classifier (.pt) from evaluate_gan")
-    fit.add_argument("--samples", type=int, default=4000)
-    fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--out", default=None, help="default: <model>.directions.safetensors beside the weights")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        return _fit_directions_command(args)
-    except GanvasError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-
-
-def _fit_directions_command(args: argparse.Namespace) -> int:
-    from engine.document import file_sha256
-    from engine.models.catalog import resolve
-    from engine.models.checkpoint import load_generator
-
-    weights = resolve(args.model)
-    G = load_generator(weights)
-    predict, vocab = classifier_predictor(args.classifier, G.img_resolution)
-
-    def report(step: int, total: int, message: str, preview: object = None) -> None:
-        print(f"\r{message}", end="", file=sys.stderr, flush=True)
-
-    directions = fit_attribute_directions(G, predict, vocab, n=args.samples, seed=args.seed, progress=report)
-    print(file=sys.stderr)
-    effects = edit_effects(G, predict, vocab, directions)
-    for d in directions:
-        d.info["effect_of_2_sigma"] = effects[d.name]  # P(yes) change of every attribute, -2 -> +2 sigma
-    out = save_directions(args.out or directions_path(weights), directions, file_sha256(weights))
-    names = [a.name for a in HOUSE_ATTRIBUTES]
-    print(f"{'direction':<12} {'scale':>6} {'w acc':>6}   P(yes) change -2 -> +2 sigma: "
-          + " ".join(f"{n[:9]:>9}" for n in names))
-    for d in directions:
-        row = " ".join(f"{d.info['effect_of_2_sigma'][n]:>9.2f}" for n in names)
-        print(f"{d.name:<12} {d.scale:>6.3f} {d.info['accuracy']:>6.3f}   {row}")
-    print(f"wrote {len(directions)} directions to {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

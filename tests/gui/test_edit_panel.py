@@ -262,8 +262,9 @@ def test_named_directions_come_first_and_can_keep_the_others(window, qtbot, tmp_
     model = tmp_path / "faces.pkl"
     shutil.copy(UNCONDITIONAL, model)
     rng = torch.Generator().manual_seed(3)
-    named = [Direction(name, v / v.norm(), None, 0.5, "interfacegan")
-             for name, v in (("smile", torch.randn(64, generator=rng)), ("glasses", torch.randn(64, generator=rng)))]
+    named = [Direction(name, v / v.norm(), None, 0.5, "interfacegan+keep")  # W+ vectors, as house-gan ships
+             for name, v in (("smile", torch.randn(G.num_ws, 64, generator=rng)),
+                             ("glasses", torch.randn(G.num_ws, 64, generator=rng)))]
     save_directions(model.with_name("faces.directions.safetensors"), named)
     ready(qtbot, window, model, monkeypatch)
     panel = window.edit_panel

@@ -10,8 +10,8 @@ from engine.jobs import CancelToken
 from engine.models.checkpoint import load_generator
 from engine.ops.generate import render
 from engine.ops.edit import (
-    Attribute, Direction, DirectionEdit, DirectionLibrary, InterpolateEdit, MixEdit, apply_edits, direction_scale,
-    directions_path, edit_effects, export_animation, fit_attribute_directions, fit_direction, interpolate, interpolation_latents, layer_groups,
+    Direction, DirectionEdit, DirectionLibrary, InterpolateEdit, MixEdit, apply_edits, direction_scale,
+    directions_path, export_animation, fit_direction, interpolate, interpolation_latents, layer_groups,
     load_boundary, load_directions, mix_styles, parse_layers, pca, project_off, save_directions, sefa,
     style_affines, sweep_latents, write_animation,
 )
@@ -137,26 +137,6 @@ def test_fit_direction_recovers_a_planted_direction():
     assert plus.normal.shape == (3, dim)
     with pytest.raises(GanvasError, match="each label"):
         fit_direction(ws, torch.zeros(n))
-
-
-def test_directions_fitted_from_a_classifier_move_its_attribute(G):
-    z = torch.randn(300, G.z_dim, generator=torch.Generator().manual_seed(5))
-    threshold = float(G.synthesis(G.mapping(z, None)).mean(dim=(1, 2, 3)).median())
-
-    def predict(images):  # a stand-in classifier: is the picture bright or dark?
-        bright = torch.sigmoid((images.mean(dim=(1, 2, 3)) - threshold) * 30)
-        return {"tone": torch.stack([torch.zeros_like(bright), 1 - bright, bright], dim=1)}
-
-    vocab = {"tone": ["none", "dark", "bright"]}
-    attrs = [Attribute("bright", "tone", ("bright",), ("dark",))]
-    steps = []
-    (d,) = fit_attribute_directions(G, predict, vocab, attrs, n=640, batch=64, min_confidence=0.6,
-                                    progress=lambda step, total, msg, preview=None: steps.append(step))
-    assert steps == list(range(1, 11)) and d.name == "bright" and d.info["accuracy"] > 0.8
-    effects = edit_effects(G, predict, vocab, [d], attrs, n=128)
-    assert effects["bright"]["bright"] > 0.3
-    with pytest.raises(GanvasError, match="no label"):
-        fit_attribute_directions(G, predict, vocab, [Attribute("x", "mouth", ("a",), ("b",))], n=64)
 
 
 def test_conditional_projection_makes_directions_orthogonal():
