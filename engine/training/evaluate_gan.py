@@ -580,6 +580,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--width", type=int, default=None)
     parser.add_argument("--train-count", type=int, default=None)
+    parser.add_argument("--classifier-seed", type=int, default=None,
+                        help="seed of a newly trained classifier: its initialisation, order and held-out split "
+                             "(default 0; directions are fitted with other seeds than the one that judges them)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--smoke", action="store_true", help="parametric faces and a tiny classifier, seconds")
     return parser.parse_args(argv)
@@ -587,7 +590,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def _classifier_config(args: argparse.Namespace) -> ClassifierConfig:
     cfg = ClassifierConfig(**SMOKE_CLASSIFIER) if args.smoke else ClassifierConfig()
-    overrides = {"epochs": args.epochs, "width": args.width, "train_count": args.train_count}
+    overrides = {"epochs": args.epochs, "width": args.width, "train_count": args.train_count,
+                 "seed": args.classifier_seed}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     return dataclasses.replace(cfg, holdout=max(cfg.holdout, 2 * _count(args)))
 

@@ -175,6 +175,11 @@ def test_smoke_end_to_end_writes_report_and_sheets_then_reuses_the_classifier(tm
     assert "train_classifier" not in again["seconds"] and "train_classifier" in report["seconds"]
     assert flat(again["fd"]) == pytest.approx(flat(report["fd"]))
     assert flat(again["attributes"]) == pytest.approx(flat(report["attributes"]))
+    # Another seed trains another classifier (the ones that fit directions are not the judge).
+    assert main([*args, "--train-classifier", "--classifier-seed", "1", "--out", str(tmp_path / "other.json")]) == 0
+    other = json.loads((tmp_path / "other.json").read_text())
+    assert other["classifier"]["config"]["seed"] == 1 and report["classifier"]["config"]["seed"] == 0
+    assert flat(other["fd"]) != pytest.approx(flat(report["fd"]))
 
 
 def test_command_line_reports_a_count_too_large_for_the_held_out_set(tmp_path):
