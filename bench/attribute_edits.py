@@ -23,6 +23,7 @@ The judge must not be one of the classifiers the directions were fitted with (th
 in each direction's info): the report names both and stops if they coincide.
 
 Usage: .venv/bin/python bench/attribute_edits.py --model house-gan --classifier runs/attr-classifier.pt
+       [--data data/house.npz [--plain runs/plain.directions.safetensors]]
        [--strengths 2 3 4] [--samples 200] [--threads 1]   (writes bench/results/attribute_edits.md)
 """
 
@@ -99,15 +100,17 @@ def measure(G, predict, vocab, base: torch.Tensor, before: dict, d: Direction,
             strength: float) -> tuple[float, float, dict[str, float]]:
     """(moved, flipped, other attribute -> changed) fractions for one direction at one strength,
     each over the samples where that attribute applies (P(yes or no) >= 0.5 before and after)."""
-    p0 = before[d.name][0]
+    return score(before, p_yes(G, predict, vocab, edit_away(base, before, d, strength)), d.name)
+
+
+def score(before: dict, after: dict, name: str) -> tuple[float, float, dict[str, float]]:
+    """(moved, flipped, other attribute -> changed) of an edit of ``name`` from the judge's readings."""
+    p0, p1 = before[name][0], after[name][0]
     sign = torch.where(p0 >= FLIP, -1.0, 1.0)  # towards the other side
-    after = p_yes(G, predict, vocab, edit_away(base, before, d, strength))
-    p1 = after[d.name][0]
-    applies = before[d.name][1] >= 0.5
+    applies = before[name][1] >= 0.5
     moved = float((((p1 - p0) * sign >= MOVE)[applies]).float().mean()) if applies.any() else 0.0
     flipped = float((((p0 >= FLIP) != (p1 >= FLIP))[applies]).float().mean()) if applies.any() else 0.0
-    others = {a: changed(before, after, a) for a in before if a != d.name}
-    return moved, flipped, others
+    return moved, flipped, {a: changed(before, after, a) for a in before if a != name}
 
 
 def mouth_pasted_back(G, predict, vocab, base: torch.Tensor, images: torch.Tensor, before: dict, d: Direction,
@@ -149,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration-seed", type=int, default=11)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data", default=None, help="the labelled data set: adds the mouth paste-back control")
+    parser.add_argument("--plain", default=None,
+                        help="plain boundary directions (engine.ops.attributes with --keep-steps 0); with --data "
+                             "adds the ideal-blend bound")
     parser.add_argument("--out", default=str(ROOT / "bench/results/attribute_edits.md"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -182,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         grid = [f"## {label}: fixed strengths", ""] + HEADER
         for d in directions.values():
             tried = {s: measure(G, predict, vocab, calib, calib_before, d, s) for s in args.grid}
-            score = {s: nearness(m, max(o.values())) for s, (m, _, o) in tried.items()}
-            passing = [s for s in args.grid if score[s] >= 0]
-            s_best = passing[0] if passing else max(score, key=score.get)
+            inside = {s: nearness(m, max(o.values())) for s, (m, _, o) in tried.items()}
+            passing = [s for s in args.grid if inside[s] >= 0]
+            s_best = passing[0] if passing else max(inside, key=inside.get)
             picked.setdefault(label, {})[d.name] = (d, s_best)
             chosen.append(row(d, s_best, *measure(G, predict, vocab, base, before, d, s_best)))
             print(chosen[-1], flush=True)
@@ -212,6 +218,22 @@ def main(argv: list[str] | None = None) -> int:
             edited, pasted = mouth_pasted_back(G, predict, vocab, base, images, before, d, s_best, box)
             lines.append(f"| {name} | {s_best:g} | {edited:.0%} | {pasted:.0%} |")
             print(lines[-1], flush=True)
+        lines.append("")
+    if args.data is not None and args.plain is not None:
+        # What the best kept edit could score: the plain edit pasted into the original inside the
+        # attribute's region (an ideal masked blend in pixels, which no latent need reproduce).
+        regions = data_set_regions(args.data)
+        images = render(G, base)
+        lines += ["## bound: ideal masked blends", "",
+                  f"`{Path(args.plain).name}`'s plain edits blended into the original images inside each attribute's "
+                  "region, `region * edited + (1 - region) * original`, and judged like the rows above: at each strength, the best a "
+                  "direction that keeps to its region can score.", "", *HEADER]
+        for d in load_directions(args.plain).values():
+            for s in args.strengths:
+                edited = render(G, edit_away(base, before, d, s))
+                after = judge(predict, vocab, torch.lerp(images, edited, regions[d.name].clamp(0, 1)))
+                lines.append(row(d, s, *score(before, after, d.name)))
+                print(lines[-1], flush=True)
         lines.append("")
     # Control: random unit directions moved as far; what changes then is the classifier's and G's
     # sensitivity to any edit of that size, not the fitted direction's entanglement.
