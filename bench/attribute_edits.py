@@ -181,7 +181,6 @@ def main(argv: list[str] | None = None) -> int:
              "moved: P(yes) of the attribute moves >= 0.25 towards the other side; flipped: it crosses 0.5; "
              "others: share of samples where another attribute's P(yes) moves >= 0.25 (worst one named, and "
              "the mean over the others). Bar: moved >= 80 % and worst other <= 20 %.", ""]
-    samples = sample_w(G, 10_000, 0)
     grids, picked = [], {}
     for label, directions in (("plain", shipped), ("conditional", conditional(G, shipped))):
         chosen = [f"## {label}: strength chosen on the calibration set", ""] + HEADER
@@ -200,12 +199,12 @@ def main(argv: list[str] | None = None) -> int:
         grids += grid + [""]
     lines += grids
     if args.data is not None:
+        regions, images = data_set_regions(args.data), render(G, base)
         # How much of the 'smile' column the judge reads from outside the mouth: paste the original
         # mouth back into each edited image (box: where the data set's mouths differ) and judge again.
-        region = data_set_regions(args.data)["smile"] >= 0.3
-        rows, cols = region.any(1).nonzero()[:, 0], region.any(0).nonzero()[:, 0]
+        mouth = regions["smile"] >= 0.3
+        rows, cols = mouth.any(1).nonzero()[:, 0], mouth.any(0).nonzero()[:, 0]
         box = (slice(int(rows.min()), int(rows.max()) + 1), slice(int(cols.min()), int(cols.max()) + 1))
-        images = render(G, base)
         lines += ["## control: the mouth pasted back", "",
                   f"Plain directions at their chosen strength. 'smile' changed as above, and again after pasting "
                   f"the unedited pixels of the mouth box (rows {box[0].start}-{box[0].stop - 1}, columns "
@@ -222,12 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.data is not None and args.plain is not None:
         # What the best kept edit could score: the plain edit pasted into the original inside the
         # attribute's region (an ideal masked blend in pixels, which no latent need reproduce).
-        regions = data_set_regions(args.data)
-        images = render(G, base)
         lines += ["## bound: ideal masked blends", "",
-                  f"`{Path(args.plain).name}`'s plain edits blended into the original images inside each attribute's "
-                  "region, `region * edited + (1 - region) * original`, and judged like the rows above: at each strength, the best a "
-                  "direction that keeps to its region can score.", "", *HEADER]
+                  f"`{Path(args.plain).name}`'s plain edits blended into the original images inside each "
+                  "attribute's region, `region * edited + (1 - region) * original`, and judged like the rows above: "
+                  "at each strength, the best a direction that keeps to its region can score.", "", *HEADER]
         for d in load_directions(args.plain).values():
             for s in args.strengths:
                 edited = render(G, edit_away(base, before, d, s))
@@ -241,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
               "of W (seeded), same strengths; the mean over 4 directions.", "",
               "| strength | " + " | ".join(a.name for a in HOUSE_ATTRIBUTES) + " |",
               "| ---: | " + " | ".join("---:" for _ in HOUSE_ATTRIBUTES) + " |"]
+    samples = sample_w(G, 10_000, 0)
     randoms = torch.nn.functional.normalize(torch.randn(4, G.w_dim, generator=torch.Generator().manual_seed(1)), dim=1)
     for s in args.strengths:
         shares = {a.name: 0.0 for a in HOUSE_ATTRIBUTES}

@@ -202,7 +202,6 @@ def keep_direction(G: nn.Module, start: Direction, pool: Tensor, yes: Tensor, re
     opt = torch.optim.Adam([d], lr=cfg.lr * float(plain.norm()))
     gen = torch.Generator().manual_seed(cfg.seed)
     region, weights = region.clamp(0, 1).to(device), weights.to(device)
-    G.requires_grad_(False)
     for step in range(cfg.steps):
         idx = torch.randint(0, len(pool), (cfg.batch,), generator=gen)
         w = pool[idx].to(device)[:, None].repeat(1, num_ws, 1)
@@ -211,8 +210,7 @@ def keep_direction(G: nn.Module, start: Direction, pool: Tensor, yes: Tensor, re
             target = torch.lerp(G.synthesis(w, noise_mode="const"), G.synthesis(w + side * plain, noise_mode="const"),
                                 region)
         loss = ((G.synthesis(w + side * d, noise_mode="const") - target).square().mean(1) * weights).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (d.grad,) = torch.autograd.grad(loss, d)  # the direction's gradient only: G's weights are left be
         opt.step()
         if job is not None:
             job.step(step_offset + step + 1, f"{start.name}: step {step + 1} of {cfg.steps}, error {loss.item():.4f}")
