@@ -10,6 +10,7 @@ step draws one fake batch that serves the D update (detached) and then the G upd
 which saves a generator forward pass per step.
 
     python -m engine.training.train_gan --data data/house.npz --out runs/house-gan --minutes 100 --threads 1
+    python -m engine.training.train_gan --out runs/more --init resources/models/house-gan.safetensors --minutes 300
     python -m engine.training.train_gan --smoke --out /tmp/smoke      # seconds, tiny network
     python -m engine.training.train_gan --out runs/house-gan --export-only
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import json
 import logging
 import math
 from collections.abc import Sequence
@@ -31,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.errors import check
+from engine.errors import CheckpointError, check
 from engine.jobs import CancelToken, Job, Progress
 from engine.training.augment import diff_augment
 from engine.training.run import (CHECKPOINT_NAME, Meter, RunState, atomic_write, check_budget, command, eta_minutes,
@@ -80,6 +82,9 @@ class TrainConfig:
     sheet_size: int = 8  # the contact sheet is sheet_size x sheet_size samples
     seed: int = 0
     export: str | None = str(DEFAULT_EXPORT)
+    # A fresh run may start from an exported model (G + D ``.safetensors``, e.g. the shipped one)
+    # instead of random weights: its counters go on from the export's; the optimisers start anew.
+    init: str | None = None
     smoke: bool = False
 
     def ema_half_life_kimg(self) -> float:
@@ -311,7 +316,7 @@ def export_generator(cfg: TrainConfig, G_ema: nn.Module, D: nn.Module, state: Tr
 
 
 # Fields a resumed run takes from the command line; everything else comes from the checkpoint.
-RUN_OVERRIDES = frozenset({"minutes", "kimg", "steps", "checkpoint_minutes", "log_every", "export", "out"})
+RUN_OVERRIDES = frozenset({"minutes", "kimg", "steps", "checkpoint_minutes", "log_every", "export", "out", "init"})
 # Training hyper-parameters that leave the networks' shapes alone: a resumed run takes these from the
 # command line only when they are given there (e.g. lighter augmentation once the data set is seen often).
 RETUNABLE = frozenset({"augment", "lr", "r1_gamma", "style_mixing", "ema_kimg"})
@@ -369,6 +374,10 @@ def start_run(cfg: TrainConfig, resume: bool, retune: frozenset[str] = frozenset
         state = TrainState(**payload["state"])
         log.info("resumed at step %d (%.1f kimg, %.1f min) from %s", state.step, state.nimg / 1000,
                  state.seconds / 60, Path(cfg.out) / CHECKPOINT_NAME)
+    elif cfg.init:
+        state = load_export(Path(cfg.init), nets)
+        log.info("started from %s at step %d (%.1f kimg, %.1f min)", cfg.init, state.step, state.nimg / 1000,
+                 state.seconds / 60)
     sheet_z = torch.randn(cfg.sheet_size**2, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1))
     log.info("data %s: %d images at %d px; G %.2fM, D %.2fM parameters", data_meta.get("style"), len(images),
              source.resolution, millions(G), millions(D))
@@ -401,6 +410,32 @@ def train(cfg: TrainConfig, resume: bool = True, progress: Progress | None = Non
         path = export_generator(cfg, run.nets["G_ema"], run.nets["D"], state, run.data_meta, Path(cfg.export))
         log.info("exported the EMA generator and the discriminator to %s", path)
     return state
+
+
+def load_export(path: Path, nets: dict[str, nn.Module]) -> TrainState:
+    """Load an export of :func:`export_generator` into ``nets`` (its EMA generator into both G and
+    G_ema) and return the training state it records."""
+    from safetensors import SafetensorError, safe_open
+
+    check(path.is_file(), f"--init must be an exported model (.safetensors with G and D). Got: {path} (no such file)")
+    try:
+        with safe_open(str(path), "pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"--init {path} is not a readable .safetensors file: {e}") from e
+    parts = {p: {k[len(p) + 1:]: v for k, v in tensors.items() if k.startswith(p + ".")} for p in ("G", "D")}
+    check(all(parts.values()), f"--init needs a generator and a discriminator (G.* and D.* tensors). Got: {path}")
+    for name, part in (("G", "G"), ("G_ema", "G"), ("D", "D")):
+        try:
+            nets[name].load_state_dict(parts[part])
+        except RuntimeError as e:
+            raise CheckpointError(f"--init {path}: its {part} does not match this run's network "
+                                  f"(z_dim, w_dim, channels, resolution): {str(e).splitlines()[0]}") from e
+    training = json.loads(meta.get("extra", "{}")).get("training", {})
+    steps = int(training.get("steps", 0))  # the batch is fixed for a run: steps count the images exactly
+    return TrainState(step=steps, seconds=60 * float(training.get("minutes", 0)),
+                      nimg=steps * int(training.get("batch", 0)))
 
 
 def export_only(cfg: TrainConfig) -> Path:

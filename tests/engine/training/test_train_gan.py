@@ -17,6 +17,7 @@ from engine.training.train_gan import (
     main,
     parse_args,
     r1_penalty,
+    start_run,
     train,
 )
 
@@ -73,6 +74,29 @@ def test_fresh_ignores_an_existing_checkpoint(tmp_path):
     train(smoke_config(tmp_path, "--no-export"))
     state = train(smoke_config(tmp_path, "--steps", "1", "--no-export"), resume=False)
     assert state.step == 1
+
+
+def test_a_fresh_run_can_start_from_an_export(tmp_path):
+    first = smoke_config(tmp_path / "first")
+    train(first)
+    G, D = load_generator(first.export), load_discriminator(first.export)
+    run = start_run(smoke_config(tmp_path / "second", "--init", first.export, "--steps", "3"), resume=True)
+    assert run.state.step == 2 and run.state.nimg == 2 * first.batch
+    for name, source in (("G", G), ("G_ema", G), ("D", D)):
+        own = run.nets[name].state_dict()
+        assert all(torch.equal(v, own[k]) for k, v in source.state_dict().items()), name
+    assert train(run.cfg).step == 3  # the step budget counts on from the export's
+
+
+@pytest.mark.parametrize("content", ["house-gan", "garbage", "missing"])
+def test_a_bad_init_is_reported(tmp_path, content):
+    from engine.models.catalog import resolve
+
+    path = {"house-gan": resolve("house-gan"), "garbage": tmp_path / "bad.safetensors",
+            "missing": tmp_path / "none.safetensors"}[content]
+    (tmp_path / "bad.safetensors").write_bytes(b"not a model")
+    with pytest.raises(GanvasError, match="--init"):
+        start_run(smoke_config(tmp_path / "run", "--init", str(path)), resume=True)
 
 
 def test_a_budget_is_required(tmp_path):
