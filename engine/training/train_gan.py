@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import json
 import logging
 import math
 from collections.abc import Sequence
@@ -33,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.errors import CheckpointError, check
+from engine.errors import CheckpointError, GanvasError, check
 from engine.jobs import CancelToken, Job, Progress
 from engine.training.augment import diff_augment
 from engine.training.run import (CHECKPOINT_NAME, Meter, RunState, atomic_write, check_budget, command, eta_minutes,
@@ -415,24 +414,19 @@ def train(cfg: TrainConfig, resume: bool = True, progress: Progress | None = Non
 def load_export(path: Path, nets: dict[str, nn.Module]) -> TrainState:
     """Load an export of :func:`export_generator` into ``nets`` (its EMA generator into both G and
     G_ema) and return the training state it records."""
-    from safetensors import SafetensorError, safe_open
+    from engine.models.checkpoint import load_discriminator, load_generator
 
-    check(path.is_file(), f"--init must be an exported model (.safetensors with G and D). Got: {path} (no such file)")
     try:
-        with safe_open(str(path), "pt") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-            meta = f.metadata() or {}
-    except (SafetensorError, OSError) as e:
-        raise CheckpointError(f"--init {path} is not a readable .safetensors file: {e}") from e
-    parts = {p: {k[len(p) + 1:]: v for k, v in tensors.items() if k.startswith(p + ".")} for p in ("G", "D")}
-    check(all(parts.values()), f"--init needs a generator and a discriminator (G.* and D.* tensors). Got: {path}")
-    for name, part in (("G", "G"), ("G_ema", "G"), ("D", "D")):
-        try:
-            nets[name].load_state_dict(parts[part])
-        except RuntimeError as e:
-            raise CheckpointError(f"--init {path}: its {part} does not match this run's network "
-                                  f"(z_dim, w_dim, channels, resolution): {str(e).splitlines()[0]}") from e
-    training = json.loads(meta.get("extra", "{}")).get("training", {})
+        G, D = load_generator(path), load_discriminator(path)
+    except GanvasError as e:
+        raise CheckpointError(f"--init: {e}") from None
+    try:
+        for name, source in (("G", G), ("G_ema", G), ("D", D)):
+            nets[name].load_state_dict(source.state_dict())
+    except RuntimeError as e:
+        raise CheckpointError(f"--init {path}: its networks are not this run's (z_dim, w_dim, channels, "
+                              f"resolution). Got: {str(e).splitlines()[0]}") from None
+    training = getattr(G, "extra_metadata", {}).get("training", {})
     steps = int(training.get("steps", 0))  # the batch is fixed for a run: steps count the images exactly
     return TrainState(step=steps, seconds=60 * float(training.get("minutes", 0)),
                       nimg=steps * int(training.get("batch", 0)))
